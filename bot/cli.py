@@ -1,0 +1,132 @@
+"""The ``hearth`` command line (typer).
+
+Each capability keeps its command logic in its own module; this file only wires commands and
+turns configuration and database errors into a clear message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from bot.config import ConfigError, Settings, load_settings
+
+cli = typer.Typer(
+    name="hearth",
+    help="Hearth keeps online course communities alive in Discord and Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="Database schema management.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+class _RedactingFilter(logging.Filter):
+    """Last line of defence: never let a token-looking string reach the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bot.logsafe import redact_secrets
+
+        if isinstance(record.msg, str):
+            record.msg = redact_secrets(record.msg)
+        if record.args:
+            record.args = tuple(
+                redact_secrets(a) if isinstance(a, str) else a for a in record.args
+            ) if isinstance(record.args, tuple) else record.args
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def settings_from(config: Path | None, db: Path | None = None) -> Settings:
+    """Load the config (or defaults) and apply ``--db``; exit 2 with a clear error if invalid."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if db is not None:
+        settings.storage.path = str(db)
+        settings.storage.database_url = ""
+    return settings
+
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML configuration file.")
+DbOpt = typer.Option(None, "--db", help="SQLite database file (overrides the config).")
+
+
+@cli.command()
+def demo(
+    db: Path = typer.Option(Path("hearth-demo.db"), "--db", help="Where to leave the database."),
+    seed: int = typer.Option(7, help="Random seed of the scripted course."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the final tables."),
+) -> None:
+    """Play a scripted two-week course through the whole bot and print what it recorded."""
+    from bot.demo import run_demo
+
+    setup_logging("WARNING")
+    asyncio.run(run_demo(db, seed=seed, verbose=not quiet))
+
+
+@cli.command()
+def console(
+    config: Path | None = ConfigOpt,
+    db: Path | None = DbOpt,
+    community: str = typer.Option("", help="Community id (default from the config)."),
+) -> None:
+    """A REPL on the engine: type as members, run /course commands, move the clock."""
+    from bot.console_repl import run_repl
+
+    settings = settings_from(config, db)
+    setup_logging("WARNING")
+    asyncio.run(run_repl(settings, community or None))
+
+
+@cli.command()
+def run(config: Path | None = ConfigOpt) -> None:
+    """Run the bot: the adapters the config enables, plus the scheduler."""
+    from bot.serve import serve
+
+    settings = settings_from(config)
+    setup_logging(settings.log_level)
+    code = asyncio.run(serve(settings))
+    raise typer.Exit(code)
+
+
+@db_cli.command("upgrade")
+def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None:
+    """Create or migrate the schema to the newest version."""
+    from storage.db import make_engine, redact, upgrade
+
+    settings = settings_from(config, db)
+    url = settings.storage.url()
+
+    async def _go() -> None:
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(_go())
+    except (OSError, ConnectionError) as exc:
+        typer.echo(f"error: cannot reach the database at {redact(url)}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"database at {redact(url)} is up to date")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,136 @@
+"""Course setup: which channels count, who facilitates, timezone and course dates."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from bot.commands import CommandSpec, Option
+from bot.config import check_timezone
+from bot.engine import CommandContext, Cog
+from bot.errors import UserError
+
+
+class CourseCog(Cog):
+    name = "course"
+
+    def commands(self) -> list[CommandSpec]:
+        return [
+            CommandSpec(
+                name="setup",
+                description="Show or change course settings (channels, facilitator, dates)",
+                handler=self.cmd_setup,
+                options=(
+                    Option("channels", "string", "Comma-separated channels that count"),
+                    Option("facilitator", "member", "Add a facilitator"),
+                    Option("timezone", "string", "Course timezone, e.g. Europe/London"),
+                    Option("start", "date", "Course start date (YYYY-MM-DD)"),
+                    Option("end", "date", "Course end date (YYYY-MM-DD)"),
+                    Option("name", "string", "Course name"),
+                    Option("reflection_channel", "channel", "Where reflection prompts go"),
+                    Option("cohort_channel", "channel", "Where weekly summaries go"),
+                ),
+                facilitator_only=True,
+            ),
+        ]
+
+    async def course_dates(self, community_id: str) -> tuple[date | None, date | None]:
+        settings = await self.store.community_settings(community_id)
+        start = settings.get("start_date") or self.settings.course.start_date
+        end = settings.get("end_date") or self.settings.course.end_date
+        return (
+            date.fromisoformat(str(start)) if start else None,
+            date.fromisoformat(str(end)) if end else None,
+        )
+
+    async def cmd_setup(
+        self,
+        ctx: CommandContext,
+        channels: str | None,
+        facilitator: str | None,
+        timezone: str | None,
+        start: date | None,
+        end: date | None,
+        name: str | None,
+        reflection_channel: str | None,
+        cohort_channel: str | None,
+    ) -> str:
+        settings = await self.store.community_settings(ctx.community_id)
+        changed: list[str] = []
+        if channels is not None:
+            names = [c.strip().lstrip("#") for c in channels.split(",") if c.strip()]
+            settings["tracked_channels"] = names
+            changed.append("channels")
+        if facilitator is not None:
+            row = await self.store.find_member(ctx.community_id, facilitator)
+            if row is None:
+                raise UserError(f"I don't know a member called {facilitator}.")
+            await self.store.set_member_fields(ctx.community_id, row["member_id"],
+                                               is_facilitator=True)
+            ids = set(settings.get("facilitator_ids", []))
+            ids.add(row["member_id"])
+            settings["facilitator_ids"] = sorted(ids)
+            changed.append("facilitator")
+        if timezone is not None:
+            try:
+                check_timezone(timezone)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            await self.store.update_community(ctx.community_id, timezone=timezone)
+            changed.append("timezone")
+        if start is not None:
+            settings["start_date"] = start.isoformat()
+            changed.append("start")
+        if end is not None:
+            settings["end_date"] = end.isoformat()
+            changed.append("end")
+        s, e = settings.get("start_date"), settings.get("end_date")
+        if s and e and s > e:
+            raise UserError("The course cannot end before it starts.")
+        if name is not None:
+            await self.store.update_community(ctx.community_id, name=name)
+            changed.append("name")
+        for key, value in (("reflection_channel", reflection_channel),
+                           ("cohort_channel", cohort_channel)):
+            if value is not None:
+                settings[key] = value
+                changed.append(key)
+        if changed:
+            await self.store.save_community_settings(ctx.community_id, settings)
+            contributions = self._cog("contributions")
+            if contributions is not None:
+                contributions.invalidate(ctx.community_id)
+        community = await self.store.get_community(ctx.community_id)
+        return self._describe(community, settings, changed)
+
+    def _cog(self, name: str) -> Any:
+        engine = self.services.engine
+        return next((c for c in engine.cogs if c.name == name), None) if engine else None
+
+    def _describe(self, community: dict, settings: dict, changed: list[str]) -> str:
+        course = self.settings.course
+        tracked = settings.get("tracked_channels") or course.tracked_channels
+        lines = ["Updated: " + ", ".join(changed)] if changed else []
+        lines += [
+            f"Course: {community['name']} (cohort {community['cohort']})",
+            f"Timezone: {community['timezone']}",
+            "Channels that count: " + (", ".join(tracked) if tracked else "all"),
+            "Facilitators: " + (", ".join(settings.get("facilitator_ids", []) +
+                                          course.facilitator_ids) or "none set"),
+            f"Dates: {settings.get('start_date') or course.start_date or '?'} to "
+            f"{settings.get('end_date') or course.end_date or '?'}",
+            f"Reflection channel: {settings.get('reflection_channel') or course.reflection_channel or 'not set'}",  # noqa: E501
+            f"Cohort channel: {settings.get('cohort_channel') or course.cohort_channel or 'not set'}",  # noqa: E501
+        ]
+        return "\n".join(lines)
+
+    async def erase_member(self, community_id: str | None, member_id: str) -> None:
+        # The facilitator list in community settings is the only member reference here.
+        for community in await self.store.communities():
+            if community_id is not None and community["id"] != community_id:
+                continue
+            settings = await self.store.community_settings(community["id"])
+            ids = settings.get("facilitator_ids", [])
+            if member_id in ids:
+                settings["facilitator_ids"] = [i for i in ids if i != member_id]
+                await self.store.save_community_settings(community["id"], settings)

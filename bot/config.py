@@ -1,0 +1,257 @@
+"""Configuration: one TOML file, validated at load.
+
+Every section is a pydantic model that forbids unknown keys, so a typo is reported with the key's
+dotted path instead of being silently ignored. Secrets never live in the file: the file names the
+environment variables that hold them (``token_env``), and :func:`secret` reads them at start.
+Nothing here is built at import time; ``bot.app`` loads the file and passes sections in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+_CRON_FIELD = re.compile(r"^[\w*/,\-?#LW]+$")
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {name!r} (use an IANA name like Europe/London)") from exc
+    return name
+
+
+def check_cron(expr: str) -> str:
+    """Validate a five-field crontab expression (minute hour day month weekday)."""
+    fields = expr.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"bad cron {expr!r}: need five fields, e.g. '0 9 * * mon'")
+    # Imported lazily: the cog and engine modules import this file and must stay free of
+    # scheduler imports (see tests/test_architecture.py).
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr, timezone=ZoneInfo("UTC"))
+    except ValueError as exc:
+        raise ValueError(f"bad cron {expr!r}: {exc}") from exc
+    return expr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class StorageSettings(_Section):
+    #: SQLite file used when ``database_url`` is empty.
+    path: str = "hearth.db"
+    #: Any SQLAlchemy async URL, e.g. ``postgresql+asyncpg://user@127.0.0.1/hearth``.
+    database_url: str = ""
+    #: Keep message text for this many days (0 = never store text, only metadata).
+    retain_text_days: int = Field(default=0, ge=0)
+    #: Hot-path writes are buffered and flushed in batches of this size ...
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: ... or after this many milliseconds, whichever comes first.
+    flush_ms: int = Field(default=200, ge=1, le=60_000)
+    #: Most events kept in memory while the database is unreachable.
+    max_buffer: int = Field(default=100_000, ge=1000)
+
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.path}"
+
+
+class CourseSettings(_Section):
+    """Defaults for every community; ``/course setup`` overrides them per community."""
+
+    name: str = "My course"
+    timezone: str = "UTC"
+    start_date: date | None = None
+    end_date: date | None = None
+    holidays: list[date] = []
+    #: Channel ids or names that count; empty means every channel the bot can see.
+    tracked_channels: list[str] = []
+    #: Platform user ids of facilitators (in addition to the platform role).
+    facilitator_ids: list[str] = []
+    reflection_channel: str = ""
+    cohort_channel: str = ""
+
+    _tz = field_validator("timezone")(check_timezone)
+
+
+class SchedulerSettings(_Section):
+    #: A run missed while the bot was down still happens once if it is at most this late.
+    grace_seconds: int = Field(default=6 * 3600, ge=1)
+    #: A claimed run that has not finished after this long may be taken over by another process.
+    claim_lease_seconds: int = Field(default=600, ge=5)
+
+
+class AnalyticsSettings(_Section):
+    reply_weight: float = 1.0
+    mention_weight: float = 0.5
+    reaction_weight: float = 0.25
+    kudos_weight: float = 1.0
+    #: Window in days for pattern labels.
+    window_days: int = Field(default=7, ge=1)
+    #: one-to-one: share of a learner's interaction weight with their top partner.
+    one_to_one_share: float = Field(default=0.6, gt=0, le=1)
+    #: many-to-many: at least this many reciprocated partners.
+    many_to_many_partners: int = Field(default=2, ge=1)
+    #: quiet: no contribution for this many days.
+    quiet_days: int = Field(default=7, ge=1)
+    #: dropping: this week's activity below this fraction of the member's previous level.
+    dropping_ratio: float = Field(default=0.35, gt=0, lt=1)
+    #: unanswered: a post with no reply after this many hours.
+    unanswered_hours: int = Field(default=24, ge=1)
+
+
+class QuietHours(_Section):
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+
+class NudgeSettings(_Section):
+    enabled: bool = True
+    schedule: str = "0 10 * * *"
+    step2_after_days: int = Field(default=4, ge=1)
+    min_days_between: int = Field(default=3, ge=1)
+    holdout_fraction: float = Field(default=0.2, ge=0, lt=1)
+    holdout_seed: str = "hearth"
+    quiet_hours: QuietHours = QuietHours()
+    templates: str = ""
+    kudos_per_day: int = Field(default=3, ge=0)
+    facilitator_share_alert: float = Field(default=0.5, gt=0, le=1)
+
+    _cron = field_validator("schedule")(check_cron)
+
+
+class ReflectionSettings(_Section):
+    enabled: bool = True
+    schedule: str = "0 9 * * mon"
+    delivery: Literal["thread", "dm"] = "thread"
+    window_days: int = Field(default=7, ge=1)
+    reminder_at: float = Field(default=0.8, gt=0, lt=1)
+    prompts_file: str = ""
+
+    _cron = field_validator("schedule")(check_cron)
+
+
+class SummarySettings(_Section):
+    enabled: bool = True
+    schedule: str = "0 17 * * fri"
+    mirror_schedule: str = "0 18 * * fri"
+    templates: str = ""
+
+    _cron = field_validator("schedule", "mirror_schedule")(check_cron)
+
+
+class ConsoleSettings(_Section):
+    enabled: bool = True
+    community: str = "console"
+
+
+class DiscordSettings(_Section):
+    enabled: bool = False
+    token_env: str = "HEARTH_DISCORD_TOKEN"
+    guild_ids: list[str] = []
+    facilitator_role: str = "Facilitator"
+    command_root: str = "course"
+    dm_per_minute: int = Field(default=30, ge=1)
+    shard_count: int | None = None
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    catch_up_limit: int = Field(default=500, ge=0)
+
+
+class SlackSettings(_Section):
+    enabled: bool = False
+    mode: Literal["http", "socket"] = "http"
+    bot_token_env: str = "HEARTH_SLACK_BOT_TOKEN"
+    signing_secret_env: str = "HEARTH_SLACK_SIGNING_SECRET"
+    app_token_env: str = "HEARTH_SLACK_APP_TOKEN"
+    client_id_env: str = "HEARTH_SLACK_CLIENT_ID"
+    client_secret_env: str = "HEARTH_SLACK_CLIENT_SECRET"
+    oauth: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    command: str = "/course"
+    facilitator_user_ids: list[str] = []
+    admins_are_facilitators: bool = True
+    api_base_url: str = "https://slack.com/api/"
+    catch_up_limit: int = Field(default=500, ge=0)
+
+    @field_validator("command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("must look like /course")
+        return value
+
+
+class MetricsSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class Settings(_Section):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    storage: StorageSettings = StorageSettings()
+    course: CourseSettings = CourseSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    nudges: NudgeSettings = NudgeSettings()
+    reflections: ReflectionSettings = ReflectionSettings()
+    summaries: SummarySettings = SummarySettings()
+    console: ConsoleSettings = ConsoleSettings()
+    discord: DiscordSettings = DiscordSettings()
+    slack: SlackSettings = SlackSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load and validate a TOML file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from exc
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from None
+
+
+def secret(env_name: str) -> str:
+    """Read a secret from the environment variable the config names."""
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError(f"environment variable {env_name} is not set (it should hold a secret)")
+    return value

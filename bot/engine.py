@@ -1,0 +1,321 @@
+"""The engine: one neutral event in, a list of neutral actions out.
+
+It keeps the community and member tables current, routes commands to their handlers (checking
+the facilitator role on every call), routes other events to every cog in the order the
+composition root lists them, and routes scheduled ticks to the cog that declared the job.
+
+The user-error boundary lives here: a :class:`UserError` becomes a private reply with its
+message; any other exception is logged with context and answered with a generic line, so no
+exception text ever reaches a chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.actions import Action, Reply
+from bot.clock import Clock
+from bot.commands import CommandSpec, Registry, bind_options, help_text, parse_command
+from bot.config import Settings
+from bot.errors import UserError
+from bot.events import (
+    ButtonPressed,
+    CommandInvoked,
+    Event,
+    MemberJoined,
+    MemberLeft,
+    MemberRef,
+    MessageDeleted,
+    MessageEdited,
+    MessagePosted,
+    PlaceRef,
+    ReactionAdded,
+    ReactionRemoved,
+    ScheduledTick,
+)
+from bot.jobs import JobSpec
+from storage.repos import Store
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Sorry, something went wrong on my side. The facilitators can find details in the logs."
+
+
+@dataclass(slots=True)
+class Services:
+    """What the composition root hands every cog."""
+
+    store: Store
+    settings: Settings
+    clock: Clock
+    registry: Registry = field(default_factory=Registry)
+    #: Set by the engine so cogs can ask it about facilitators and communities.
+    engine: Engine | None = None
+
+
+@dataclass(slots=True)
+class CommandContext:
+    event: CommandInvoked
+    community: dict[str, Any]
+    member: dict[str, Any]
+    is_facilitator: bool
+    now: datetime
+    spec: CommandSpec
+
+    @property
+    def community_id(self) -> str:
+        return self.community["id"]
+
+    @property
+    def member_id(self) -> str:
+        return self.member["member_id"]
+
+
+class Cog(ABC):
+    """One capability. Subclasses declare commands and jobs, react to events, and erase."""
+
+    name: str = "cog"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+        self.settings = services.settings
+        self.clock = services.clock
+
+    def commands(self) -> list[CommandSpec]:
+        return []
+
+    def jobs(self) -> list[JobSpec]:
+        return []
+
+    async def start(self) -> None:
+        """Load caches after the database is ready."""
+
+    async def on_event(self, event: Event) -> list[Action]:
+        """Every non-command event, in cog order. Return actions to send."""
+        return []
+
+    async def on_button(self, event: ButtonPressed) -> list[Action]:
+        return []
+
+    @abstractmethod
+    async def erase_member(self, community_id: str | None, member_id: str) -> None:
+        """Forget everything this cog holds about a member (``forgetme``)."""
+
+    async def member_data(self, community_id: str, member_id: str) -> dict[str, Any]:
+        """What this cog stores about the member, for ``mydata``."""
+        return {}
+
+
+def _community_of(event: Event) -> str | None:
+    if isinstance(event, MemberJoined | MemberLeft):
+        return event.community_id
+    if isinstance(event, ScheduledTick):
+        return event.community_id
+    place: PlaceRef | None = getattr(event, "place", None)
+    return place.community_id if place is not None else None
+
+
+def _actor_of(event: Event) -> MemberRef | None:
+    for attr in ("author", "member"):
+        value = getattr(event, attr, None)
+        if isinstance(value, MemberRef):
+            return value
+    return None
+
+
+class Engine:
+    """Routes neutral events to cogs and commands; owns the user-error boundary."""
+
+    def __init__(self, services: Services, cogs: Iterable[Cog]) -> None:
+        self.services = services
+        services.engine = self
+        self.store = services.store
+        self.settings = services.settings
+        self.clock = services.clock
+        self.cogs = list(cogs)
+        self.registry = services.registry
+        self.jobs: dict[str, tuple[Cog, JobSpec]] = {}
+        for cog in self.cogs:
+            self.registry.extend(cog.commands())
+            for job in cog.jobs():
+                if job.name in self.jobs:
+                    raise ValueError(f"job {job.name!r} declared twice")
+                self.jobs[job.name] = (cog, job)
+        self._known_communities: set[str] = set()
+        # (community, member) -> (display name, facilitator flag) already stored; saves a
+        # database round trip on every message.
+        self._known_members: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    async def start(self) -> None:
+        for cog in self.cogs:
+            await cog.start()
+
+    # -- communities and members -----------------------------------------------------------
+
+    async def ensure_community(self, community_id: str, platform: str) -> None:
+        if community_id in self._known_communities:
+            return
+        course = self.settings.course
+        await self.store.ensure_community(
+            community_id, platform, name=course.name, timezone=course.timezone, now=self.clock.now()
+        )
+        self._known_communities.add(community_id)
+
+    async def ensure_member(self, community_id: str, member: MemberRef, **extra: Any) -> None:
+        key = (community_id, member.id)
+        is_fac = member.is_facilitator or member.id in self.settings.course.facilitator_ids
+        seen = self._known_members.get(key)
+        wanted = (member.display_name, is_fac)
+        if seen == wanted and not extra:
+            return
+        values: dict[str, Any] = {"now": self.clock.now(), "is_bot": member.is_bot}
+        if member.display_name:
+            values["display_name"] = member.display_name
+        if is_fac:
+            values["is_facilitator"] = True
+        values.update(extra)
+        await self.store.upsert_member(community_id, member.id, **values)
+        self._known_members[key] = wanted
+
+    def forget_cached_member(self, community_id: str | None, member_id: str) -> None:
+        for key in [k for k in self._known_members if k[1] == member_id]:
+            if community_id is None or key[0] == community_id:
+                del self._known_members[key]
+
+    async def is_facilitator(self, community_id: str, member: MemberRef) -> bool:
+        """Checked on every facilitator-only call, whatever the platform's permissions say."""
+        if member.is_facilitator or member.id in self.settings.course.facilitator_ids:
+            return True
+        settings = await self.store.community_settings(community_id)
+        if member.id in settings.get("facilitator_ids", []):
+            return True
+        row = await self.store.get_member(community_id, member.id)
+        return bool(row and row["is_facilitator"])
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def dispatch(self, event: Event) -> list[Action]:
+        """Turn one event into actions. Never raises for a bad event; logs instead."""
+        try:
+            return await self._dispatch(event)
+        except UserError as exc:
+            return [Reply(text=str(exc), ephemeral=True)]
+        except Exception:
+            log.exception(
+                "failed to handle %s (community=%s, delivery=%s)",
+                type(event).__name__,
+                _community_of(event),
+                getattr(event, "delivery_id", None) or getattr(event, "message_id", None),
+            )
+            if isinstance(event, CommandInvoked | ButtonPressed):
+                return [Reply(text=GENERIC_ERROR, ephemeral=True)]
+            return []
+
+    async def _dispatch(self, event: Event) -> list[Action]:
+        community_id = _community_of(event)
+        actor = _actor_of(event)
+        if isinstance(event, ScheduledTick):
+            return await self._tick(event)
+        if actor is not None and actor.is_bot:
+            return []  # bots, Hearth included, never count and never command it
+        if community_id is not None:
+            await self.ensure_community(community_id, actor.platform if actor else "console")
+            if actor is not None:
+                extra: dict[str, Any] = {}
+                if isinstance(event, MemberJoined):
+                    extra["joined_at"] = event.at
+                await self.ensure_member(community_id, actor, **extra)
+        if isinstance(event, CommandInvoked):
+            return await self._command(event)
+        if isinstance(event, ButtonPressed):
+            return await self._button(event)
+        if isinstance(event, MessagePosted) and event.is_system:
+            return []
+        actions: list[Action] = []
+        for cog in self.cogs:
+            try:
+                actions.extend(await cog.on_event(event))
+            except Exception:
+                # One broken capability must not stop the others from seeing the event.
+                log.exception(
+                    "cog %s failed on %s (community=%s)", cog.name, type(event).__name__, community_id
+                )
+        return actions
+
+    async def _tick(self, tick: ScheduledTick) -> list[Action]:
+        entry = self.jobs.get(tick.job)
+        if entry is None:
+            log.warning("no cog declares job %s", tick.job)
+            return []
+        _cog, job = entry
+        return list(await job.handler(tick))
+
+    async def _button(self, event: ButtonPressed) -> list[Action]:
+        prefix = event.action_id.split(":", 1)[0]
+        for cog in self.cogs:
+            if cog.name == prefix:
+                return await cog.on_button(event)
+        raise UserError("That button is no longer active.")
+
+    async def _command(self, event: CommandInvoked) -> list[Action]:
+        community_id = event.place.community_id
+        if event.options is not None:
+            spec = self.registry.specs.get(event.name.strip().lower())
+            if spec is None:
+                raise UserError(f"unknown command {event.name[:40]!r}")
+            options = bind_options(spec, event.options, self.registry.root)
+        else:
+            text = f"{event.name} {event.text}".strip() if event.name else event.text
+            if text.strip().lower() in ("help", ""):
+                facilitator = await self.is_facilitator(community_id, event.member)
+                return [Reply(text=help_text(self.registry, facilitator=facilitator))]
+            spec, options = parse_command(self.registry, text)
+        facilitator = await self.is_facilitator(community_id, event.member)
+        if spec.facilitator_only and not facilitator:
+            raise UserError(f"/{self.registry.root} {spec.name} is for facilitators only.")
+        community = await self.store.get_community(community_id)
+        member = await self.store.get_member(community_id, event.member.id)
+        assert community is not None and member is not None
+        ctx = CommandContext(
+            event=event,
+            community=community,
+            member=member,
+            is_facilitator=facilitator,
+            now=self.clock.now(),
+            spec=spec,
+        )
+        result = await spec.handler(ctx, **options)
+        return _as_actions(result, spec.private)
+
+    # -- helpers for cogs -------------------------------------------------------------------
+
+    async def erase_member(self, community_id: str | None, member_id: str) -> dict[str, int]:
+        for cog in self.cogs:
+            await cog.erase_member(community_id, member_id)
+        removed = await self.store.erase_member(community_id, member_id)
+        self.forget_cached_member(community_id, member_id)
+        return removed
+
+    async def member_data(self, community_id: str, member_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for cog in self.cogs:
+            part = await cog.member_data(community_id, member_id)
+            if part:
+                data[cog.name] = part
+        return data
+
+
+def _as_actions(result: Any, private: bool) -> list[Action]:
+    if result is None:
+        return []
+    if isinstance(result, str):
+        return [Reply(text=result, ephemeral=private)]
+    if isinstance(result, Action):
+        return [result]
+    return list(result)

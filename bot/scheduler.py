@@ -1,0 +1,223 @@
+"""The scheduler service: APScheduler 3.x triggers over cog-declared jobs, exactly once.
+
+Each (job, community) gets a ``CronTrigger`` in the community's own ``ZoneInfo``, so "Monday
+09:00 Europe/London" stays 09:00 across DST changes. Before a run acts it claims a row keyed by
+(job, community, period) with a unique constraint (``storage.repos.Store.claim``): a double fire,
+a restart or a second process never runs it twice. A run missed while the bot was down is run
+once at start if it is within ``grace_seconds``.
+
+Two modes share :meth:`SchedulerService.fire`:
+- live: an ``AsyncIOScheduler`` calls us at fire times. Its job function only *starts* our own
+  task, because APScheduler's asyncio executor cancels running jobs at shutdown; we keep the
+  tasks and let them finish (or release their claim) on stop.
+- simulated (console, demo, tests): :meth:`advance_to` walks every fire time between the last
+  check and the fake clock's now, in order, with no sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.clock import Clock
+from bot.engine import Engine
+from bot.events import ScheduledTick
+from bot.jobs import JobSpec
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+def period_of(fire_time: datetime) -> str:
+    """The claim key of one run: its fire time in UTC, to the minute (unique across DST)."""
+    return fire_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def trigger_for(job: JobSpec, timezone: str) -> CronTrigger:
+    return CronTrigger.from_crontab(job.cron, timezone=ZoneInfo(timezone))
+
+
+def fire_times(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
+    """Fire times t with after < t <= until."""
+    times: list[datetime] = []
+    previous = None
+    current = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    while current is not None and current <= until:
+        times.append(current)
+        previous = current
+        current = trigger.get_next_fire_time(previous, current + timedelta(microseconds=1))
+    return times
+
+
+@dataclass(slots=True)
+class Planned:
+    job: JobSpec
+    community_id: str
+    timezone: str
+    trigger: CronTrigger
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        deliver: Deliver,
+        *,
+        grace: timedelta,
+        lease: timedelta,
+        live: bool,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.clock = clock
+        self.deliver = deliver
+        self.grace = grace
+        self.lease = lease
+        self.live = live
+        self.planned: dict[tuple[str, str], Planned] = {}
+        self._aps: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task] = set()
+        self._last_check: datetime | None = None
+        self.runs: list[tuple[str, str, str]] = []  # (job, community, period) run here
+
+    async def refresh(self) -> None:
+        """(Re)build triggers for every community and job (new communities, new timezones)."""
+        wanted: dict[tuple[str, str], Planned] = {}
+        for community in await self.store.communities():
+            for name, (_cog, job) in self.engine.jobs.items():
+                if not job.enabled:
+                    continue
+                tz = community["timezone"] or "UTC"
+                key = (name, community["id"])
+                current = self.planned.get(key)
+                if current is not None and current.timezone == tz:
+                    wanted[key] = current
+                    continue
+                wanted[key] = Planned(job, community["id"], tz, trigger_for(job, tz))
+        if self._aps is not None:
+            for key in set(self.planned) - set(wanted):
+                self._remove_aps(key)
+            for key, planned in wanted.items():
+                if self.planned.get(key) is not planned:
+                    self._remove_aps(key)
+                    self._aps.add_job(
+                        self._spawn,
+                        planned.trigger,
+                        args=(planned.job.name, planned.community_id),
+                        id=f"{key[0]}|{key[1]}",
+                        misfire_grace_time=int(self.grace.total_seconds()),
+                        coalesce=True,
+                        max_instances=1,
+                        replace_existing=True,
+                    )
+        self.planned = wanted
+
+    def _remove_aps(self, key: tuple[str, str]) -> None:
+        assert self._aps is not None
+        job = self._aps.get_job(f"{key[0]}|{key[1]}")
+        if job is not None:
+            job.remove()
+
+    async def start(self) -> None:
+        if self.live:
+            self._aps = AsyncIOScheduler(timezone=UTC)
+            self._aps.start()
+            self._aps.add_job(self._spawn_refresh, "interval", minutes=5, id="hearth-refresh")
+        await self.refresh()
+        await self.catch_up()
+        self._last_check = self.clock.now()
+
+    async def catch_up(self) -> int:
+        """Run, once, the latest missed run of each job if it is within the grace period."""
+        now = self.clock.now()
+        ran = 0
+        for planned in list(self.planned.values()):
+            missed = fire_times(planned.trigger, now - self.grace, now)
+            if missed:
+                if await self.fire(planned.job.name, planned.community_id, missed[-1]):
+                    ran += 1
+        return ran
+
+    async def advance_to(self, now: datetime) -> int:
+        """Simulated mode: run every fire time up to ``now``, oldest first."""
+        await self.refresh()
+        start = self._last_check or now
+        due: list[tuple[datetime, Planned]] = []
+        for planned in self.planned.values():
+            for when in fire_times(planned.trigger, start, now):
+                due.append((when, planned))
+        due.sort(key=lambda item: (item[0], item[1].job.name, item[1].community_id))
+        ran = 0
+        for when, planned in due:
+            if await self.fire(planned.job.name, planned.community_id, when):
+                ran += 1
+        self._last_check = now
+        return ran
+
+    def _spawn(self, job: str, community_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.fire(job, community_id, None))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def _spawn_refresh(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.refresh())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def fire(
+        self,
+        job: str,
+        community_id: str,
+        fire_time: datetime | None,
+        *,
+        period: str | None = None,
+    ) -> bool:
+        """Claim and run one (job, community, period). True if it ran here."""
+        now = self.clock.now()
+        when = fire_time or now
+        period = period or period_of(when)
+        if not await self.store.claim(job, community_id, period, now=now, lease=self.lease):
+            log.debug("job %s for %s period %s already claimed", job, community_id, period)
+            return False
+        tick = ScheduledTick(at=when, job=job, community_id=community_id, period=period)
+        try:
+            actions = await self.engine.dispatch(tick)
+            await self.deliver(actions)
+        except asyncio.CancelledError:
+            # Shutdown mid-run: give the run back so the next start does it (sends already
+            # made are in the sent ledger and will not be repeated).
+            await asyncio.shield(self.store.release_claim(job, community_id, period))
+            raise
+        await self.store.finish_claim(job, community_id, period, self.clock.now())
+        self.runs.append((job, community_id, period))
+        log.info("job %s ran for %s (period %s)", job, community_id, period)
+        return True
+
+    async def fire_now(self, job: str, community_id: str) -> bool:
+        """Run a job by hand (``:tick NAME``); its period is the current minute."""
+        if job not in self.engine.jobs:
+            raise KeyError(job)
+        now = self.clock.now()
+        return await self.fire(job, community_id, now, period="manual:" + period_of(now))
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop firing; let running jobs finish, cancel (and release) the ones that do not."""
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+        if self._running:
+            done, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)

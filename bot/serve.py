@@ -1,0 +1,46 @@
+"""``hearth run``: build the app from the config, attach the enabled adapters, run until
+SIGINT/SIGTERM, and exit non-zero with a clear message if the database cannot be reached."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.app import DatabaseUnavailable, HearthApp
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> int:
+    try:
+        app = await HearthApp.create(settings, live_scheduler=True, connect_attempts=5)
+    except DatabaseUnavailable as exc:
+        log.error("%s", exc)
+        return 3
+    try:
+        for build in _adapter_builders(settings):
+            app.add_adapter(build(app))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        await app.close()
+        return 2
+    if not app.adapters:
+        log.error("no adapter is enabled: set [discord] or [slack] enabled = true in the config")
+        await app.close()
+        return 2
+    await app.run_forever()
+    return 0
+
+
+def _adapter_builders(settings: Settings):
+    """Adapters are imported only when enabled, so a Slack-only bot never loads discord.py."""
+    builders = []
+    if settings.discord.enabled:
+        from bot.adapters.discord_adapter import build_discord_adapter
+
+        builders.append(build_discord_adapter)
+    if settings.slack.enabled:
+        from bot.adapters.slack_adapter import build_slack_adapter
+
+        builders.append(build_slack_adapter)
+    return builders
