@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from storage.types import AwareDateTime
 
 
 def _ts(**kw) -> Column:
-    return Column(DateTime(timezone=True), **kw)
+    return Column(AwareDateTime(), **kw)
 
 
 class Community(SQLModel, table=True):

@@ -416,7 +416,7 @@ class SlackWebAPI:
         }
 
     def set_handler(self, method: str, handler: Handler) -> None:
-        """Answer ``method`` with ``handler(params, call)`` (sync or async); ``ok`` defaults true."""
+        """Answer ``method`` with ``handler(params, call)``, sync or async; ``ok`` defaults true."""
         self._handlers[method] = handler
 
     # ------------------------------------------------------------------ failure injection
@@ -444,9 +444,7 @@ class SlackWebAPI:
             _Injected(status=status, headers=dict(headers), body=body, remaining=times)
         )
 
-    def error_next(
-        self, method: str, error: str, *, times: int | None = 1, **extra: Any
-    ) -> None:
+    def error_next(self, method: str, error: str, *, times: int | None = 1, **extra: Any) -> None:
         """Answer the next ``times`` calls of ``method`` with HTTP 200 ``{"ok": false, ...}``."""
         self.fail_next(
             method, status=200, headers={}, body={"ok": False, "error": error, **extra}, times=times
@@ -473,7 +471,7 @@ class SlackWebAPI:
         count: int = 1,
         timeout: float = 5.0,
     ) -> Call:
-        """Wait until ``count`` calls to ``method`` (matching ``predicate``) arrived; return the last.
+        """Wait for ``count`` calls to ``method`` (matching ``predicate``); return the last one.
 
         Listeners run after the ack, so tests wait for their Web API calls instead of sleeping.
         """
@@ -537,9 +535,7 @@ class SlackWebAPI:
                     injected.body, status=injected.status, headers=injected.headers
                 )
             text = injected.body.decode() if isinstance(injected.body, bytes) else injected.body
-            return web.Response(
-                text=str(text), status=injected.status, headers=injected.headers
-            )
+            return web.Response(text=str(text), status=injected.status, headers=injected.headers)
 
         auth_error = self._check_auth(call)
         if auth_error is not None:
@@ -759,9 +755,9 @@ class SlackWebAPI:
                 msg[key] = _maybe_json(params[key])
         if params.get("thread_ts"):
             msg["thread_ts"] = str(params["thread_ts"])
-            msg["parent_user_id"] = (
-                self._find_message(channel, msg["thread_ts"]) or {}
-            ).get("user")
+            msg["parent_user_id"] = (self._find_message(channel, msg["thread_ts"]) or {}).get(
+                "user"
+            )
             if _truthy(params.get("reply_broadcast")):
                 msg["subtype"] = "thread_broadcast"
         stored = self.add_message(channel, msg)
@@ -1044,7 +1040,7 @@ class SlackWebAPI:
                 "user_team": ident["team_id"],
                 "size": len(upload["content"]),
                 "is_external": False,
-                "url_private": f"{self.root_url}/files-pri/{ident['team_id']}-{upload['id']}/{name}",
+                "url_private": f"{self.root_url}/files-pri/{upload['id']}/{name}",
                 "permalink": f"https://{self.team_domain}.slack.com/files/{upload['id']}",
                 "channels": [c for c in channels if not c.startswith(("G", "D"))],
                 "groups": [c for c in channels if c.startswith("G")],
@@ -1282,7 +1278,7 @@ class SocketModeServer:
         retry_reason: str = "",
         accepts_response_payload: bool | None = None,
     ) -> str:
-        """Deliver an envelope (``events_api``, ``slash_commands``, ``interactive``); return its id."""
+        """Deliver an envelope (events_api, slash_commands, interactive); return its id."""
         envelope_id = envelope_id or f"env-{next(self._ids):06d}"
         if accepts_response_payload is None:
             accepts_response_payload = type != "events_api"
@@ -1305,7 +1301,7 @@ class SocketModeServer:
         )
 
     async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
-        """Wait for the client's ack of ``envelope_id``: ``{"envelope_id": ..., "payload"?: ...}``."""
+        """Wait for the client's ack: ``{"envelope_id": ...}`` plus ``payload`` when it sent one."""
         await self._wait(lambda: envelope_id in self.acks, timeout, f"ack of {envelope_id}")
         return self.acks[envelope_id]
 
@@ -1479,7 +1475,9 @@ def member_joined_event(
     return event
 
 
-def app_home_opened_event(user: str, *, channel: str = "D0HOME", tab: str = "home") -> dict[str, Any]:
+def app_home_opened_event(
+    user: str, *, channel: str = "D0HOME", tab: str = "home"
+) -> dict[str, Any]:
     """An ``app_home_opened`` event."""
     return {
         "type": "app_home_opened",
@@ -1630,7 +1628,7 @@ async def post_signed(
     timestamp: int | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> PostResult:
-    """POST ``body`` to ``url`` signed like Slack would; ``headers`` override/extend the signed ones."""
+    """POST ``body`` to ``url`` signed like Slack does; ``headers`` override or extend those."""
     raw = body.encode() if isinstance(body, str) else body
     all_headers = {**sign_request(signing_secret, raw, timestamp), **(headers or {})}
     async with aiohttp.ClientSession() as session:

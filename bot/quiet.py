@@ -1,0 +1,70 @@
+"""Quiet states per learner (DESIGN section 1), used by nudges, summaries and reports.
+
+- ``new``: joined but never posted.
+- ``quiet``: posted before, but nothing for ``quiet_days`` days.
+- ``isolated``: posts in the window, but nobody replied to, mentioned or reacted to them and
+  they replied to or mentioned nobody.
+- ``dropping``: still posting, but this window's count is below ``dropping_ratio`` times their
+  own weekly average over the three weeks before (and that average was at least 2 a week).
+- ``active``: none of the above.
+
+Checked in this order; the first that applies wins. Facilitators are not labelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.config import AnalyticsSettings
+from storage.queries import MemberActivity, member_activity
+from storage.repos import Store
+
+STATES = ("new", "quiet", "isolated", "dropping", "active")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietState:
+    member_id: str
+    display_name: str
+    state: str
+    since: datetime | None
+    detail: str
+
+
+def label(activity: MemberActivity, now: datetime, settings: AnalyticsSettings) -> QuietState:
+    a = activity
+    quiet_after = timedelta(days=settings.quiet_days)
+    if a.last_post is None:
+        since = a.joined_at or a.first_seen
+        return QuietState(a.member_id, a.display_name, "new", since, "joined, has not posted yet")
+    if now - a.last_post >= quiet_after:
+        days = (now - a.last_post).days
+        return QuietState(a.member_id, a.display_name, "quiet", a.last_post,
+                          f"no contribution for {days} days")
+    if a.posts_in_window > 0 and a.edges_given == 0 and a.edges_received == 0:
+        return QuietState(a.member_id, a.display_name, "isolated", a.first_post_in_window,
+                          f"{a.posts_in_window} posts, no replies either way")
+    baseline_weekly = a.posts_before_window / 3
+    if baseline_weekly >= 2 and a.posts_in_window < settings.dropping_ratio * baseline_weekly:
+        return QuietState(
+            a.member_id, a.display_name, "dropping", None,
+            f"{a.posts_in_window} posts this week vs {baseline_weekly:.1f} a week before",
+        )
+    return QuietState(a.member_id, a.display_name, "active", None, "")
+
+
+async def quiet_states(
+    store: Store, community_id: str, now: datetime, settings: AnalyticsSettings
+) -> dict[str, QuietState]:
+    """Quiet state of every learner (facilitators left out), keyed by member id."""
+    window_start = now - timedelta(days=7)
+    activity = await member_activity(
+        store, community_id, window_start=window_start, now=now,
+        baseline_start=window_start - timedelta(days=21),
+    )
+    return {
+        member_id: label(a, now, settings)
+        for member_id, a in activity.items()
+        if not a.is_facilitator
+    }
