@@ -257,8 +257,12 @@ _FILLER = (
     r"|ah|actually|wait|ps|p\.s\.|lol|also|then|well|honestly|seriously|quick\s+one"
     r"|<@[!&]?[\w.-]{1,64}(?:\|[^<>\n]{0,80})?>|@[\w.-]+)"
 )
+# Every repetition between the sentence boundary and the opener is bounded: a boundary
+# can start at every character (e.g. a run of newlines), so unbounded runs here would make
+# the search quadratic.
 _QUESTION_OPEN_RE = re.compile(
-    rf"(?:^|(?<=[.!;\n…]))[\s\"'“‘(*_~-]*(?:{_FILLER}[,:!.]*\s+)*(?:{_OPENER})\b",
+    r"(?:^|(?<=[.!;\n…]))[\s\"'“‘(*_~-]{0,8}"
+    rf"(?:{_FILLER}[,:!.]{{0,3}}\s{{1,6}}){{0,3}}(?:{_OPENER})\b",
     re.IGNORECASE,
 )
 _QUESTION_ANYWHERE_RE = re.compile(

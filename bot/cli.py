@@ -35,9 +35,11 @@ class _RedactingFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact_secrets(record.msg)
         if record.args:
-            record.args = tuple(
-                redact_secrets(a) if isinstance(a, str) else a for a in record.args
-            ) if isinstance(record.args, tuple) else record.args
+            record.args = (
+                tuple(redact_secrets(a) if isinstance(a, str) else a for a in record.args)
+                if isinstance(record.args, tuple)
+                else record.args
+            )
         return True
 
 

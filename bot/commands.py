@@ -184,9 +184,7 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
     raise bad("unsupported option type")  # pragma: no cover - guarded in Option
 
 
-def bind_options(
-    spec: CommandSpec, values: dict[str, Any], root: str = "course"
-) -> dict[str, Any]:
+def bind_options(spec: CommandSpec, values: dict[str, Any], root: str = "course") -> dict[str, Any]:
     """Check already-typed options (Discord) against the spec: required, known, converted."""
     known = {o.name: o for o in spec.options}
     unknown = set(values) - set(known)
@@ -196,9 +194,9 @@ def bind_options(
     for option in spec.options:
         if option.name in values and values[option.name] is not None:
             value = values[option.name]
-            out[option.name] = convert(option, str(value), spec, root) if isinstance(
-                value, str
-            ) else value
+            out[option.name] = (
+                convert(option, str(value), spec, root) if isinstance(value, str) else value
+            )
         elif option.required:
             raise UsageError(f"missing {option.name}\n{usage(spec, root)}")
         else:

@@ -77,8 +77,12 @@ class Repl:
                 if cmd == "reply":
                     mid = await s.reply(self.current, rest[1], rest[2])
                 else:
-                    mid = await s.say(self.current, rest[2], thread=rest[1],
-                                      channel=s.channel_of.get(rest[1], self.channel))
+                    mid = await s.say(
+                        self.current,
+                        rest[2],
+                        thread=rest[1],
+                        channel=s.channel_of.get(rest[1], self.channel),
+                    )
                 return f"({self.current} message {mid})"
             if cmd == "react" and args:
                 await s.react(self.current, args[0], args[1] if len(args) > 1 else "👍")
@@ -108,8 +112,10 @@ class Repl:
                 jobs = s.app.engine.jobs
                 if not jobs:
                     return "no scheduled jobs"
-                return "\n".join(f"  {name}: {job.cron} - {job.description}"
-                                 for name, (_c, job) in sorted(jobs.items()))
+                return "\n".join(
+                    f"  {name}: {job.cron} - {job.description}"
+                    for name, (_c, job) in sorted(jobs.items())
+                )
             if cmd == "now":
                 return f"{s.now:%Y-%m-%d %H:%M} UTC"
         except ValueError as exc:
@@ -123,8 +129,10 @@ async def run_repl(settings: Settings, community: str | None) -> None:
     session = await ConsoleSession.open(app, community_id=community, echo=print)
     await app.scheduler.start()
     repl = Repl(session)
-    print(f"Hearth console on {settings.storage.url()} (community {session.community_id}). "
-          ":help for help.")
+    print(
+        f"Hearth console on {settings.storage.url()} (community {session.community_id}). "
+        ":help for help."
+    )
     try:
         while True:
             try:

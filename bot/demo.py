@@ -114,8 +114,9 @@ async def play_day(demo: Demo, day: int) -> None:
                 other = rng.choice(LEARNERS)
                 text += f" @{other} what do you think?"
             if rng.random() < 0.35:
-                mid = await s.say(name, text, thread=target, channel=s.channel_of.get(target,
-                                                                                      "general"))
+                mid = await s.say(
+                    name, text, thread=target, channel=s.channel_of.get(target, "general")
+                )
             else:
                 mid = await s.reply(name, target, text)
         else:
@@ -199,17 +200,17 @@ async def run_demo(db_path: Path, *, seed: int = 7, verbose: bool = True) -> Dem
             kinds.add_row(kind.replace("_", " "), str(by_kind[kind]))
         console.print(kinds)
         console.print(await learner_table(demo))
-        console.print(
-            f"Quiet on purpose: {', '.join(QUIET)} stopped posting after day 4."
-        )
+        console.print(f"Quiet on purpose: {', '.join(QUIET)} stopped posting after day 4.")
         for chapter in parts:
             console.rule(f"[bold]{chapter.title}")
             await chapter.report(demo)
     finally:
         await app.close()
     console.rule()
-    console.print(f"Database left at [bold]{db_path}[/bold]; explore it with "
-                  f"`hearth console --db {db_path} --community demo`.")
+    console.print(
+        f"Database left at [bold]{db_path}[/bold]; explore it with "
+        f"`hearth console --db {db_path} --community demo`."
+    )
     for note in demo.notes:
         console.print(note)
     return demo

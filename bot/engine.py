@@ -30,12 +30,8 @@ from bot.events import (
     MemberJoined,
     MemberLeft,
     MemberRef,
-    MessageDeleted,
-    MessageEdited,
     MessagePosted,
     PlaceRef,
-    ReactionAdded,
-    ReactionRemoved,
     ScheduledTick,
 )
 from bot.jobs import JobSpec
@@ -43,7 +39,9 @@ from storage.repos import Store
 
 log = logging.getLogger(__name__)
 
-GENERIC_ERROR = "Sorry, something went wrong on my side. The facilitators can find details in the logs."
+GENERIC_ERROR = (
+    "Sorry, something went wrong on my side. The facilitators can find details in the logs."
+)
 
 
 @dataclass(slots=True)
@@ -93,7 +91,7 @@ class Cog(ABC):
     def jobs(self) -> list[JobSpec]:
         return []
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Load caches after the database is ready."""
 
     async def on_event(self, event: Event) -> list[Action]:
@@ -244,7 +242,10 @@ class Engine:
             except Exception:
                 # One broken capability must not stop the others from seeing the event.
                 log.exception(
-                    "cog %s failed on %s (community=%s)", cog.name, type(event).__name__, community_id
+                    "cog %s failed on %s (community=%s)",
+                    cog.name,
+                    type(event).__name__,
+                    community_id,
                 )
         return actions
 

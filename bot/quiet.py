@@ -40,15 +40,24 @@ def label(activity: MemberActivity, now: datetime, settings: AnalyticsSettings) 
         return QuietState(a.member_id, a.display_name, "new", since, "joined, has not posted yet")
     if now - a.last_post >= quiet_after:
         days = (now - a.last_post).days
-        return QuietState(a.member_id, a.display_name, "quiet", a.last_post,
-                          f"no contribution for {days} days")
+        return QuietState(
+            a.member_id, a.display_name, "quiet", a.last_post, f"no contribution for {days} days"
+        )
     if a.posts_in_window > 0 and a.edges_given == 0 and a.edges_received == 0:
-        return QuietState(a.member_id, a.display_name, "isolated", a.first_post_in_window,
-                          f"{a.posts_in_window} posts, no replies either way")
+        return QuietState(
+            a.member_id,
+            a.display_name,
+            "isolated",
+            a.first_post_in_window,
+            f"{a.posts_in_window} posts, no replies either way",
+        )
     baseline_weekly = a.posts_before_window / 3
     if baseline_weekly >= 2 and a.posts_in_window < settings.dropping_ratio * baseline_weekly:
         return QuietState(
-            a.member_id, a.display_name, "dropping", None,
+            a.member_id,
+            a.display_name,
+            "dropping",
+            None,
             f"{a.posts_in_window} posts this week vs {baseline_weekly:.1f} a week before",
         )
     return QuietState(a.member_id, a.display_name, "active", None, "")
@@ -60,7 +69,10 @@ async def quiet_states(
     """Quiet state of every learner (facilitators left out), keyed by member id."""
     window_start = now - timedelta(days=7)
     activity = await member_activity(
-        store, community_id, window_start=window_start, now=now,
+        store,
+        community_id,
+        window_start=window_start,
+        now=now,
         baseline_start=window_start - timedelta(days=21),
     )
     return {

@@ -82,7 +82,8 @@ class Runtime:
                 self.sent += 1
             except Exception:
                 self.failed += 1
-                log.exception("sending %s through %s failed", type(action).__name__,
-                              adapter.platform)
+                log.exception(
+                    "sending %s through %s failed", type(action).__name__, adapter.platform
+                )
                 if action.dedupe_key:
                     await self.store.mark_sent(action.dedupe_key, "failed")

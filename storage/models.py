@@ -93,7 +93,12 @@ class Edge(SQLModel, table=True):
     __tablename__ = "edge"
     __table_args__ = (
         UniqueConstraint(
-            "community_id", "kind", "message_id", "source_id", "target_id", "detail",
+            "community_id",
+            "kind",
+            "message_id",
+            "source_id",
+            "target_id",
+            "detail",
             name="uq_edge",
         ),
         Index("ix_edge_time", "community_id", "created_at"),
@@ -143,9 +148,7 @@ class MemberPref(SQLModel, table=True):
     """Per-member settings with registered defaults in the cogs (nudges, mirror, goal...)."""
 
     __tablename__ = "member_pref"
-    __table_args__ = (
-        UniqueConstraint("community_id", "member_id", "key", name="uq_member_pref"),
-    )
+    __table_args__ = (UniqueConstraint("community_id", "member_id", "key", name="uq_member_pref"),)
     id: int | None = Field(default=None, primary_key=True)
     community_id: str = Field(max_length=200)
     member_id: str = Field(max_length=100)

@@ -71,8 +71,11 @@ async def member_activity(
             activity.posts_before_window = int(n_base or 0)
         firsts = await conn.execute(
             select(C.c.member_id, func.min(C.c.created_at))
-            .where(C.c.community_id == community_id, C.c.created_at >= window_start,
-                   C.c.created_at <= now)
+            .where(
+                C.c.community_id == community_id,
+                C.c.created_at >= window_start,
+                C.c.created_at <= now,
+            )
             .group_by(C.c.member_id)
         )
         for member_id, first in firsts:

@@ -126,7 +126,9 @@ class Store:
         stmt = self.dialect_insert(M).values(**row)
         changes = {k: v for k, v in values.items() if k in M.c and v is not None}
         if changes:
-            stmt = stmt.on_conflict_do_update(index_elements=["community_id", "member_id"], set_=changes)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["community_id", "member_id"], set_=changes
+            )
         else:
             stmt = stmt.on_conflict_do_nothing()
         async with self.engine.begin() as conn:
@@ -135,10 +137,16 @@ class Store:
     async def get_member(self, community_id: str, member_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    select(M).where(M.c.community_id == community_id, M.c.member_id == member_id)
+                (
+                    await conn.execute(
+                        select(M).where(
+                            M.c.community_id == community_id, M.c.member_id == member_id
+                        )
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     async def members(self, community_id: str, *, include_bots: bool = False) -> list[dict]:
@@ -163,13 +171,17 @@ class Store:
             return row
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    select(M).where(
-                        M.c.community_id == community_id,
-                        func.lower(M.c.display_name) == token.lower(),
+                (
+                    await conn.execute(
+                        select(M).where(
+                            M.c.community_id == community_id,
+                            func.lower(M.c.display_name) == token.lower(),
+                        )
                     )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     async def facilitator_ids(self, community_id: str) -> set[str]:
@@ -215,10 +227,16 @@ class Store:
         await self.flush()
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    select(C).where(C.c.community_id == community_id, C.c.message_id == message_id)
+                (
+                    await conn.execute(
+                        select(C).where(
+                            C.c.community_id == community_id, C.c.message_id == message_id
+                        )
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     async def message_author(self, community_id: str, message_id: str) -> str | None:

@@ -85,8 +85,11 @@ class ConsoleSession:
         await store.flush()
         for row in await store.members(self.community_id, include_bots=True):
             self.members[row["member_id"]] = MemberRef(
-                PLATFORM, row["member_id"], row["display_name"] or row["member_id"],
-                is_bot=row["is_bot"], is_facilitator=row["is_facilitator"],
+                PLATFORM,
+                row["member_id"],
+                row["display_name"] or row["member_id"],
+                is_bot=row["is_bot"],
+                is_facilitator=row["is_facilitator"],
             )
         async with store.engine.connect() as conn:
             ids = (
@@ -209,41 +212,57 @@ class ConsoleSession:
 
     async def edit(self, name: str, message_id: int | str, text: str) -> list[Sent]:
         mid = str(message_id)
-        mentions = tuple(
-            self.members[m].id for m in _MENTION.findall(text) if m in self.members
-        )
+        mentions = tuple(self.members[m].id for m in _MENTION.findall(text) if m in self.members)
         return await self._handle(
-            MessageEdited(at=self.now, place=self.place(self.channel_of.get(mid, "general")),
-                          message_id=mid, text=text, author=self.member(name), mentions=mentions)
+            MessageEdited(
+                at=self.now,
+                place=self.place(self.channel_of.get(mid, "general")),
+                message_id=mid,
+                text=text,
+                author=self.member(name),
+                mentions=mentions,
+            )
         )
 
     async def delete(self, message_id: int | str) -> list[Sent]:
         mid = str(message_id)
         return await self._handle(
-            MessageDeleted(at=self.now, place=self.place(self.channel_of.get(mid, "general")),
-                           message_id=mid)
+            MessageDeleted(
+                at=self.now, place=self.place(self.channel_of.get(mid, "general")), message_id=mid
+            )
         )
 
     async def react(self, name: str, message_id: int | str, emoji: str = "👍") -> list[Sent]:
         mid = str(message_id)
         return await self._handle(
-            ReactionAdded(at=self.now, member=self.member(name),
-                          place=self.place(self.channel_of.get(mid, "general")),
-                          message_id=mid, emoji=emoji)
+            ReactionAdded(
+                at=self.now,
+                member=self.member(name),
+                place=self.place(self.channel_of.get(mid, "general")),
+                message_id=mid,
+                emoji=emoji,
+            )
         )
 
     async def unreact(self, name: str, message_id: int | str, emoji: str = "👍") -> list[Sent]:
         mid = str(message_id)
         return await self._handle(
-            ReactionRemoved(at=self.now, member=self.member(name),
-                            place=self.place(self.channel_of.get(mid, "general")),
-                            message_id=mid, emoji=emoji)
+            ReactionRemoved(
+                at=self.now,
+                member=self.member(name),
+                place=self.place(self.channel_of.get(mid, "general")),
+                message_id=mid,
+                emoji=emoji,
+            )
         )
 
     async def join(self, name: str, *, facilitator: bool = False) -> list[Sent]:
         return await self._handle(
-            MemberJoined(at=self.now, member=self.member(name, facilitator=facilitator),
-                         community_id=self.community_id)
+            MemberJoined(
+                at=self.now,
+                member=self.member(name, facilitator=facilitator),
+                community_id=self.community_id,
+            )
         )
 
     async def leave(self, name: str) -> list[Sent]:
@@ -256,15 +275,25 @@ class ConsoleSession:
         text = line.strip()
         root = "/" + self.app.engine.registry.root
         if text.startswith(root):
-            text = text[len(root):]
-        event = CommandInvoked(at=self.now, member=self.member(name), place=self.place(channel),
-                               name="", text=text.strip())
+            text = text[len(root) :]
+        event = CommandInvoked(
+            at=self.now,
+            member=self.member(name),
+            place=self.place(channel),
+            name="",
+            text=text.strip(),
+        )
         sent = await self._handle(event)
         return "\n".join(s.text for s in sent)
 
     async def press(self, name: str, action_id: str, value: str = "") -> str:
-        event = ButtonPressed(at=self.now, member=self.member(name), place=self.place(),
-                              action_id=action_id, value=value)
+        event = ButtonPressed(
+            at=self.now,
+            member=self.member(name),
+            place=self.place(),
+            action_id=action_id,
+            value=value,
+        )
         sent = await self._handle(event)
         return "\n".join(s.text for s in sent)
 

@@ -19,7 +19,7 @@ from sqlalchemy import and_
 from bot.actions import Action
 from bot.classify import KINDS, classify, kinds_from_mask
 from bot.commands import CommandSpec, Option
-from bot.engine import CommandContext, Cog, Services
+from bot.engine import Cog, CommandContext, Services
 from bot.events import (
     Event,
     MemberLeft,
@@ -86,8 +86,14 @@ class ContributionsCog(Cog):
                 handler=self.cmd_stats,
                 options=(
                     Option("member", "member", "Whose participation (default: everyone)"),
-                    Option("days", "integer", "How many days back (default 7)", min_value=1,
-                           max_value=3650, default=7),
+                    Option(
+                        "days",
+                        "integer",
+                        "How many days back (default 7)",
+                        min_value=1,
+                        max_value=3650,
+                        default=7,
+                    ),
                 ),
                 facilitator_only=True,
             ),
@@ -96,8 +102,14 @@ class ContributionsCog(Cog):
                 description="Your own participation mirror (only you see it)",
                 handler=self.cmd_me,
                 options=(
-                    Option("days", "integer", "How many days back (default 7)", min_value=1,
-                           max_value=3650, default=7),
+                    Option(
+                        "days",
+                        "integer",
+                        "How many days back (default 7)",
+                        min_value=1,
+                        max_value=3650,
+                        default=7,
+                    ),
                 ),
             ),
         ]
@@ -137,7 +149,9 @@ class ContributionsCog(Cog):
         elif isinstance(event, ReactionRemoved):
             self.unreact(event)
         elif isinstance(event, MemberLeft):
-            await self.store.set_member_fields(event.community_id, event.member.id, left_at=event.at)
+            await self.store.set_member_fields(
+                event.community_id, event.member.id, left_at=event.at
+            )
         return []
 
     async def _author_of(self, community_id: str, message_id: str) -> str | None:
@@ -205,8 +219,9 @@ class ContributionsCog(Cog):
             if member_id != target:
                 writer.insert_ignore(
                     E,
-                    self._edge(community_id, "mention", author, member_id, event,
-                               weights.mention_weight),
+                    self._edge(
+                        community_id, "mention", author, member_id, event, weights.mention_weight
+                    ),
                 )
         self.recent.put(community_id, event.message_id, author)
         return True
@@ -366,8 +381,9 @@ class ContributionsCog(Cog):
     async def cmd_me(self, ctx: CommandContext, days: int) -> str:
         lines = await self.participation_lines(ctx.community_id, ctx.member_id, days)
         extra = await self._extra_member_lines(ctx.community_id, ctx.member_id)
-        return "\n".join([f"Your participation, last {days} days (only you see this):", *lines,
-                          *extra])
+        return "\n".join(
+            [f"Your participation, last {days} days (only you see this):", *lines, *extra]
+        )
 
     async def _extra_member_lines(self, community_id: str, member_id: str) -> list[str]:
         """Lines other capabilities add to a member's stats (pattern, trend)."""

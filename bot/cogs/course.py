@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.commands import CommandSpec, Option
 from bot.config import check_timezone
-from bot.engine import CommandContext, Cog
+from bot.engine import Cog, CommandContext
 from bot.errors import UserError
 
 
@@ -65,8 +65,9 @@ class CourseCog(Cog):
             row = await self.store.find_member(ctx.community_id, facilitator)
             if row is None:
                 raise UserError(f"I don't know a member called {facilitator}.")
-            await self.store.set_member_fields(ctx.community_id, row["member_id"],
-                                               is_facilitator=True)
+            await self.store.set_member_fields(
+                ctx.community_id, row["member_id"], is_facilitator=True
+            )
             ids = set(settings.get("facilitator_ids", []))
             ids.add(row["member_id"])
             settings["facilitator_ids"] = sorted(ids)
@@ -90,8 +91,10 @@ class CourseCog(Cog):
         if name is not None:
             await self.store.update_community(ctx.community_id, name=name)
             changed.append("name")
-        for key, value in (("reflection_channel", reflection_channel),
-                           ("cohort_channel", cohort_channel)):
+        for key, value in (
+            ("reflection_channel", reflection_channel),
+            ("cohort_channel", cohort_channel),
+        ):
             if value is not None:
                 settings[key] = value
                 changed.append(key)
@@ -115,8 +118,11 @@ class CourseCog(Cog):
             f"Course: {community['name']} (cohort {community['cohort']})",
             f"Timezone: {community['timezone']}",
             "Channels that count: " + (", ".join(tracked) if tracked else "all"),
-            "Facilitators: " + (", ".join(settings.get("facilitator_ids", []) +
-                                          course.facilitator_ids) or "none set"),
+            "Facilitators: "
+            + (
+                ", ".join(settings.get("facilitator_ids", []) + course.facilitator_ids)
+                or "none set"
+            ),
             f"Dates: {settings.get('start_date') or course.start_date or '?'} to "
             f"{settings.get('end_date') or course.end_date or '?'}",
             f"Reflection channel: {settings.get('reflection_channel') or course.reflection_channel or 'not set'}",  # noqa: E501

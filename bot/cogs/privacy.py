@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.actions import FileAttachment, Reply
 from bot.commands import CommandSpec, Option
-from bot.engine import CommandContext, Cog
+from bot.engine import Cog, CommandContext
 
 
 class PrivacyCog(Cog):
@@ -30,14 +30,18 @@ class PrivacyCog(Cog):
                 name="tracking",
                 description="Pause (off) or resume (on) recording of your participation",
                 handler=self.cmd_tracking,
-                options=(Option("state", "choice", "on or off", required=True,
-                                choices=("on", "off")),),
+                options=(
+                    Option("state", "choice", "on or off", required=True, choices=("on", "off")),
+                ),
             ),
         ]
 
     async def cmd_mydata(self, ctx: CommandContext) -> Reply:
-        member = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                  for k, v in ctx.member.items() if k != "id"}
+        member = {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in ctx.member.items()
+            if k != "id"
+        }
         data: dict[str, Any] = {
             "member": member,
             "preferences": await self.store.member_prefs(ctx.community_id, ctx.member_id),
@@ -46,11 +50,10 @@ class PrivacyCog(Cog):
         if engine is not None:
             data.update(await engine.member_data(ctx.community_id, ctx.member_id))
         body = json.dumps(data, indent=2, sort_keys=True, default=str)
-        summary = (
-            "Here is everything Hearth stores about you in this course. "
-            + ("Message text is stored for a limited time."
-               if self.settings.storage.retain_text_days else
-               "Message text is not stored, only what kind of contribution each message was.")
+        summary = "Here is everything Hearth stores about you in this course. " + (
+            "Message text is stored for a limited time."
+            if self.settings.storage.retain_text_days
+            else "Message text is not stored, only what kind of contribution each message was."
         )
         return Reply(
             text=f"{summary}\n```\n{body[:1500]}\n```",
@@ -59,15 +62,19 @@ class PrivacyCog(Cog):
 
     async def cmd_forgetme(self, ctx: CommandContext, confirm: str | None) -> str:
         if confirm != "yes":
-            return ("This erases your contributions, interactions, preferences and any nudges "
-                    "or kudos about you from Hearth. It cannot be undone. Run "
-                    f"`/{self.services.registry.root} forgetme confirm:yes` to go ahead.")
+            return (
+                "This erases your contributions, interactions, preferences and any nudges "
+                "or kudos about you from Hearth. It cannot be undone. Run "
+                f"`/{self.services.registry.root} forgetme confirm:yes` to go ahead."
+            )
         engine = self.services.engine
         assert engine is not None
         removed = await engine.erase_member(ctx.community_id, ctx.member_id)
         rows = sum(removed.values())
-        return (f"Done: {rows} records about you were erased. If you keep posting, new "
-                "messages are recorded again; `tracking off` stops that.")
+        return (
+            f"Done: {rows} records about you were erased. If you keep posting, new "
+            "messages are recorded again; `tracking off` stops that."
+        )
 
     async def cmd_tracking(self, ctx: CommandContext, state: str) -> str:
         await self.store.set_pref(ctx.community_id, ctx.member_id, "tracking", state)
