@@ -27,14 +27,20 @@ log = logging.getLogger(__name__)
 
 def build_cogs(services: Services) -> list[Cog]:
     """Every capability, listed explicitly and in the order they see events."""
+    from bot.cogs.analytics import AnalyticsCog
     from bot.cogs.contributions import ContributionsCog
     from bot.cogs.course import CourseCog
     from bot.cogs.privacy import PrivacyCog
+    from bot.cogs.reflections import ReflectionsCog
+    from bot.cogs.summaries import SummariesCog
 
     return [
         ContributionsCog(services),
         CourseCog(services),
         PrivacyCog(services),
+        AnalyticsCog(services),
+        ReflectionsCog(services),
+        SummariesCog(services),
     ]
 
 
@@ -61,7 +67,7 @@ class HearthApp:
     ) -> HearthApp:
         clock = clock or SystemClock()
         url = settings.storage.url()
-        db = make_engine(url)
+        db = make_engine(url, schema=settings.storage.pg_schema)
         await _prepare_database(db, url, migrate=migrate, attempts=connect_attempts)
         writer = BatchWriter(
             db,

@@ -14,6 +14,9 @@ from pathlib import Path
 import typer
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.import_cli import import_cli
+from bot.report_cli import report_command
+from bot.slack_cli import slack_cli
 
 cli = typer.Typer(
     name="hearth",
@@ -24,6 +27,9 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema management.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(import_cli, name="import")
+cli.add_typer(slack_cli, name="slack")
+cli.command("report")(report_command)
 
 
 class _RedactingFilter(logging.Filter):
@@ -116,7 +122,7 @@ def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None
     url = settings.storage.url()
 
     async def _go() -> None:
-        engine = make_engine(url)
+        engine = make_engine(url, schema=settings.storage.pg_schema)
         try:
             await upgrade(engine)
         finally:

@@ -58,6 +58,8 @@ class StorageSettings(_Section):
     path: str = "hearth.db"
     #: Any SQLAlchemy async URL, e.g. ``postgresql+asyncpg://user@127.0.0.1/hearth``.
     database_url: str = ""
+    #: PostgreSQL schema to use (``search_path``); empty uses the server default.
+    pg_schema: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
     #: Keep message text for this many days (0 = never store text, only metadata).
     retain_text_days: int = Field(default=0, ge=0)
     #: Hot-path writes are buffered and flushed in batches of this size ...
@@ -115,6 +117,20 @@ class AnalyticsSettings(_Section):
     dropping_ratio: float = Field(default=0.35, gt=0, lt=1)
     #: unanswered: a post with no reply after this many hours.
     unanswered_hours: int = Field(default=24, ge=1)
+    #: facilitator-centric: flag the course when at least this share of interactions
+    #: involves a facilitator.
+    facilitator_centric_share: float = Field(default=0.5, gt=0, le=1)
+    #: Weeks shown in the weekly trend of reports.
+    trend_weeks: int = Field(default=6, ge=1, le=104)
+    #: Brokers: above this many connected members, betweenness is estimated from
+    #: ``broker_samples`` sampled sources (fixed ``seed``) instead of computed exactly.
+    broker_sample_above: int = Field(default=500, ge=10)
+    broker_samples: int = Field(default=64, ge=10)
+    #: The network picture shows at most this many members (the most active; facilitators
+    #: always), so it stays readable.
+    chart_max_nodes: int = Field(default=300, ge=10, le=5000)
+    #: Seed of the network layout and of betweenness sampling: same data, same picture.
+    seed: int = 7
 
 
 class QuietHours(_Section):
@@ -129,7 +145,7 @@ class NudgeSettings(_Section):
     min_days_between: int = Field(default=3, ge=1)
     holdout_fraction: float = Field(default=0.2, ge=0, lt=1)
     holdout_seed: str = "hearth"
-    quiet_hours: QuietHours = QuietHours()
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
     templates: str = ""
     kudos_per_day: int = Field(default=3, ge=0)
     facilitator_share_alert: float = Field(default=0.5, gt=0, le=1)
@@ -144,8 +160,11 @@ class ReflectionSettings(_Section):
     window_days: int = Field(default=7, ge=1)
     reminder_at: float = Field(default=0.8, gt=0, lt=1)
     prompts_file: str = ""
+    #: How often due work is checked: scheduled prompts, DM deliveries held back by quiet
+    #: hours, reminders at ``reminder_at`` of the window, and closing with the reply queue.
+    followup_schedule: str = "*/15 * * * *"
 
-    _cron = field_validator("schedule")(check_cron)
+    _cron = field_validator("schedule", "followup_schedule")(check_cron)
 
 
 class SummarySettings(_Section):
@@ -153,8 +172,11 @@ class SummarySettings(_Section):
     schedule: str = "0 17 * * fri"
     mirror_schedule: str = "0 18 * * fri"
     templates: str = ""
+    #: Daily check for the end of the course (the final summary goes out once, on the end
+    #: date or within a week after it).
+    final_schedule: str = "0 17 * * *"
 
-    _cron = field_validator("schedule", "mirror_schedule")(check_cron)
+    _cron = field_validator("schedule", "mirror_schedule", "final_schedule")(check_cron)
 
 
 class ConsoleSettings(_Section):
@@ -191,6 +213,14 @@ class SlackSettings(_Section):
     admins_are_facilitators: bool = True
     api_base_url: str = "https://slack.com/api/"
     catch_up_limit: int = Field(default=500, ge=0)
+    #: HTTP mode: the public https URL Slack reaches this host at (used by the manifest).
+    public_url: str = ""
+    #: Seconds between two posts to one channel or DM (Slack allows about one per second).
+    post_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    #: How long user profiles (names, time zones, the admin flag) are cached.
+    user_cache_seconds: int = Field(default=300, ge=0)
+    #: Retries after a 429 (waiting Retry-After), a 5xx or a dropped connection.
+    max_retries: int = Field(default=3, ge=0, le=10)
 
     @field_validator("command")
     @classmethod
@@ -208,17 +238,17 @@ class MetricsSettings(_Section):
 
 class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    storage: StorageSettings = StorageSettings()
-    course: CourseSettings = CourseSettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    analytics: AnalyticsSettings = AnalyticsSettings()
-    nudges: NudgeSettings = NudgeSettings()
-    reflections: ReflectionSettings = ReflectionSettings()
-    summaries: SummarySettings = SummarySettings()
-    console: ConsoleSettings = ConsoleSettings()
-    discord: DiscordSettings = DiscordSettings()
-    slack: SlackSettings = SlackSettings()
-    metrics: MetricsSettings = MetricsSettings()
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    course: CourseSettings = Field(default_factory=CourseSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    nudges: NudgeSettings = Field(default_factory=NudgeSettings)
+    reflections: ReflectionSettings = Field(default_factory=ReflectionSettings)
+    summaries: SummarySettings = Field(default_factory=SummarySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 def _describe(error: ValidationError, source: str) -> str:

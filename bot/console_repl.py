@@ -123,6 +123,26 @@ class Repl:
         return f"unknown or incomplete command {line!r}; :help lists them"
 
 
+async def attach_stdin_console(app: HearthApp) -> asyncio.Task:
+    """``hearth run`` without platforms: read lines from stdin into a live console session."""
+    import sys
+
+    session = await ConsoleSession.open(app, echo=lambda text: print(text, flush=True))
+    repl = Repl(session)
+
+    async def _read() -> None:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                return  # end of input: keep running until a signal stops the bot
+            out = await repl.handle(line)
+            if out:
+                print(out, flush=True)
+
+    task = asyncio.get_running_loop().create_task(_read(), name="hearth-stdin")
+    return task
+
+
 async def run_repl(settings: Settings, community: str | None) -> None:
     clock = FakeClock(datetime.now(UTC))
     app = await HearthApp.create(settings, clock=clock)

@@ -47,15 +47,24 @@ def trigger_for(job: JobSpec, timezone: str) -> CronTrigger:
 
 
 def fire_times(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
-    """Fire times t with after < t <= until."""
+    """Fire times t with after < t <= until.
+
+    Always asks for the next time after a cursor, without a previous fire time: APScheduler
+    3.x can loop or repeat an instant around a DST fold when given one.
+    """
+    # Arithmetic in UTC: adding a minute to a ZoneInfo datetime is wall-clock arithmetic and
+    # lands on the same instant again inside a DST fold.
     times: list[datetime] = []
-    previous = None
-    current = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
-    while current is not None and current <= until:
+    cursor = after.astimezone(UTC) + timedelta(microseconds=1)
+    while True:
+        current = trigger.get_next_fire_time(None, cursor)
+        if current is None or current > until:
+            return times
+        if current < cursor or (times and current <= times[-1]):
+            cursor = cursor + timedelta(minutes=1)
+            continue
         times.append(current)
-        previous = current
-        current = trigger.get_next_fire_time(previous, current + timedelta(microseconds=1))
-    return times
+        cursor = current.astimezone(UTC) + timedelta(microseconds=1)
 
 
 @dataclass(slots=True)

@@ -25,10 +25,20 @@ async def serve(settings: Settings) -> int:
         await app.close()
         return 2
     if not app.adapters:
-        log.error("no adapter is enabled: set [discord] or [slack] enabled = true in the config")
-        await app.close()
+        if not settings.console.enabled:
+            log.error("no adapter is enabled: set [discord], [slack] or [console] enabled = true")
+            await app.close()
+            return 2
+        # Console only: a live terminal on the real clock and the live scheduler. Reading stops
+        # at end of input, but the bot keeps running (jobs fire) until SIGINT/SIGTERM.
+        from bot.console_repl import attach_stdin_console
+
+        await attach_stdin_console(app)
+    try:
+        await app.run_forever()
+    except ConfigError as exc:  # an adapter refused its credentials at start
+        log.error("%s", exc)
         return 2
-    await app.run_forever()
     return 0
 
 

@@ -28,7 +28,7 @@ def redact(url: str) -> str:
         return "<unparseable database url>"
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, echo: bool = False, schema: str = "") -> AsyncEngine:
     """Create an async engine; SQLite gets WAL, a busy timeout and NORMAL sync."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
@@ -45,7 +45,15 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args=connect_args,
+    )
 
 
 def _alembic_config(connection):

@@ -39,34 +39,53 @@ async def member_activity(
 ) -> dict[str, MemberActivity]:
     """Per non-bot member: last post ever, posts in [window_start, now) and in
     [baseline_start, window_start), reply/mention/reaction/kudos edges given and received in the
-    window. Four grouped queries whatever the community size."""
+    window. Four grouped queries over index ranges whatever the community size."""
     await store.flush()
     out: dict[str, MemberActivity] = {}
     async with store.engine.connect() as conn:
+        # The last post ever, as one index seek per member on (community, member, created_at):
+        # grouping the whole history instead reads every row the course ever had.
+        last_post = (
+            select(func.max(C.c.created_at))
+            .where(
+                C.c.community_id == M.c.community_id,
+                C.c.member_id == M.c.member_id,
+                C.c.created_at <= now,
+            )
+            .scalar_subquery()
+        )
         members = await conn.execute(
             select(
-                M.c.member_id, M.c.display_name, M.c.is_facilitator, M.c.joined_at, M.c.first_seen
+                M.c.member_id,
+                M.c.display_name,
+                M.c.is_facilitator,
+                M.c.joined_at,
+                M.c.first_seen,
+                last_post,
             ).where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
         )
-        for member_id, name, fac, joined, first_seen in members:
+        for member_id, name, fac, joined, first_seen, last in members:
             out[member_id] = MemberActivity(member_id, name or member_id, fac, joined, first_seen)
+            out[member_id].last_post = _aware(last)
         in_window = and_(C.c.created_at >= window_start, C.c.created_at <= now)
         in_base = and_(C.c.created_at >= baseline_start, C.c.created_at < window_start)
         rows = await conn.execute(
             select(
                 C.c.member_id,
-                func.max(C.c.created_at),
                 func.sum(func.cast(in_window, _int())),
                 func.sum(func.cast(in_base, _int())),
             )
-            .where(C.c.community_id == community_id, C.c.created_at <= now)
+            .where(
+                C.c.community_id == community_id,
+                C.c.created_at >= min(baseline_start, window_start),
+                C.c.created_at <= now,
+            )
             .group_by(C.c.member_id)
         )
-        for member_id, last, n_window, n_base in rows:
+        for member_id, n_window, n_base in rows:
             activity = out.get(member_id)
             if activity is None:
                 continue
-            activity.last_post = _aware(last)
             activity.posts_in_window = int(n_window or 0)
             activity.posts_before_window = int(n_base or 0)
         firsts = await conn.execute(

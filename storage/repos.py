@@ -521,10 +521,11 @@ class Store:
 
 
 def _is_text(column) -> bool:
-    try:
-        return column.type.python_type is str
-    except NotImplementedError:
-        return False
+    from sqlalchemy import String, Text
+    from sqlalchemy.types import TypeDecorator
+
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    return isinstance(kind, String | Text)
 
 
 def masks_to_kinds(masks: dict[int, int], kinds: Iterable[str]) -> dict[str, int]:

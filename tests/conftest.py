@@ -4,7 +4,9 @@ starts PostgreSQL) to run the ``db_url`` parametrised scenarios against PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -29,9 +31,61 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return os.environ.get("HEARTH_TEST_DATABASE_URL", PG_URL)
+
+
+async def _pg_reachable(url: str) -> bool:
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn), timeout=3)
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+    await conn.close()
+    return True
+
+
+async def _pg_schema(url: str, schema: str, *, drop: bool) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        if drop:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        else:
+            await conn.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request) -> str:
+    """Override in a test module with ``params=BACKENDS`` to run it on PostgreSQL too."""
+    return request.param
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return make_settings(tmp_path / "hearth.db")
+async def settings(tmp_path, backend) -> Settings:
+    if backend == "sqlite":
+        yield make_settings(tmp_path / "hearth.db")
+        return
+    url = postgres_url()
+    if not await _pg_reachable(url):
+        pytest.skip(f"PostgreSQL not reachable at {url} (run .ci/run to start it)")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    await _pg_schema(url, schema, drop=False)
+    try:
+        yield Settings.model_validate({"storage": {"database_url": url, "pg_schema": schema}})
+    finally:
+        await _pg_schema(url, schema, drop=True)
 
 
 @pytest.fixture
@@ -46,7 +100,3 @@ async def session(app) -> ConsoleSession:
     s = await ConsoleSession.open(app)
     await s.join("fran", facilitator=True)
     return s
-
-
-def postgres_url() -> str | None:
-    return os.environ.get("HEARTH_TEST_DATABASE_URL")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+from datetime import timedelta
 from typing import Any
 
 from bot.actions import FileAttachment, Reply
 from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext
+from bot.events import ScheduledTick
+from bot.jobs import JobSpec
+
+log = logging.getLogger(__name__)
 
 
 class PrivacyCog(Cog):
@@ -35,6 +41,26 @@ class PrivacyCog(Cog):
                 ),
             ),
         ]
+
+    def jobs(self) -> list[JobSpec]:
+        return [
+            JobSpec(
+                name="privacy.retention",
+                cron="30 3 * * *",
+                handler=self.run_retention,
+                description="clear stored message text older than retain_text_days",
+                enabled=self.settings.storage.retain_text_days > 0,
+            )
+        ]
+
+    async def run_retention(self, tick: ScheduledTick) -> list:
+        """Text retention is global, so one community's run clears text for all of them."""
+        days = self.settings.storage.retain_text_days
+        if days <= 0:
+            return []
+        cleared = await self.store.delete_text_before(tick.at - timedelta(days=days))
+        log.info("retention: cleared text of %s messages older than %s days", cleared, days)
+        return []
 
     async def cmd_mydata(self, ctx: CommandContext) -> Reply:
         member = {

@@ -1,0 +1,242 @@
+"""Engine scenarios through the console session: contributions, edges, edits, deletes,
+duplicates, bots, commands, the user-error boundary and erasure."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.classify import kinds_from_mask
+from bot.engine import GENERIC_ERROR
+from storage.repos import C, E
+from tests.conftest import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+async def rows(app, table):
+    await app.store.flush()
+    async with app.store.engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+
+async def kinds_of(app, message_id):
+    row = await app.store.contribution("console", str(message_id))
+    assert row is not None, f"message {message_id} was not recorded"
+    return set(kinds_from_mask(row["kinds"]))
+
+
+async def test_each_kind_is_recorded(session, app):
+    idea = await session.say("alice", "I think feedback loops beat long lectures.")
+    question = await session.say("bob", "How do you plan study time around work?")
+    ref = await session.say("carol", "Retrieval practice works (Roediger & Karpicke, 2006).")
+    link = await session.say("dan", "Notes here https://example.org/notes")
+    attached = await session.say("dan", "My mind map", attachments=("map.png",))
+    reply = await session.reply("bob", idea, "Good point, I agree.")
+    thanks = await session.reply("alice", reply, "Thanks so much, that helps!")
+    mention = await session.say("carol", "@alice have you seen the new reading?")
+
+    assert await kinds_of(app, idea) == {"idea"}
+    assert await kinds_of(app, question) == {"idea", "question"}
+    assert await kinds_of(app, ref) == {"idea", "reference"}
+    assert await kinds_of(app, link) == {"idea", "reference"}
+    assert await kinds_of(app, attached) == {"idea", "reference"}
+    assert "builds_on" in await kinds_of(app, reply)
+    assert {"builds_on", "support"} <= await kinds_of(app, thanks)
+    assert {"idea", "builds_on", "question"} <= await kinds_of(app, mention)
+    row = await app.store.contribution("console", idea)
+    assert row["word_count"] == 7
+    assert row["text"] is None  # no text retention by default
+
+
+async def test_reply_and_mention_edges(session, app):
+    first = await session.say("alice", "Opening thought")
+    await session.reply("bob", first, "Replying to you, cc @carol")
+    await session.join("carol")
+    edges = {(e["kind"], e["source_id"], e["target_id"]) for e in await rows(app, E)}
+    assert ("reply", "bob", "alice") in edges
+    assert ("mention", "bob", "carol") not in edges  # carol unknown when bob posted
+    await session.say("bob", "Thanks @carol")
+    edges = {(e["kind"], e["source_id"], e["target_id"]) for e in await rows(app, E)}
+    assert ("mention", "bob", "carol") in edges
+
+
+async def test_reply_to_self_is_not_builds_on(session, app):
+    first = await session.say("alice", "A thought")
+    follow = await session.reply("alice", first, "And another thing")
+    assert "builds_on" not in await kinds_of(app, follow)
+    assert not [e for e in await rows(app, E) if e["kind"] == "reply"]
+
+
+async def test_thread_follow_up_builds_on_the_thread_starter(session, app):
+    root = await session.say("alice", "Thread starter")
+    inside = await session.say("bob", "In the thread", thread=root)
+    assert await kinds_of(app, inside) == {"builds_on"}
+    assert [(e["source_id"], e["target_id"]) for e in await rows(app, E)] == [("bob", "alice")]
+
+
+async def test_duplicate_delivery_recorded_once(session, app):
+    mid = await session.say("alice", "Hello (Smith, 2020)")
+    await session.reply("bob", mid, "hi", message_id="dup-1")
+    await session.reply("bob", mid, "hi", message_id="dup-1")
+    await session.react("carol", mid)
+    await session.react("carol", mid)
+    contributions = await rows(app, C)
+    assert len(contributions) == 2
+    edges = await rows(app, E)
+    assert sorted(e["kind"] for e in edges) == ["reaction", "reply"]
+
+
+async def test_edit_reclassifies_and_delete_removes(session, app):
+    mid = await session.say("alice", "Plain statement")
+    assert await kinds_of(app, mid) == {"idea"}
+    await session.edit("alice", mid, "Plain statement, see https://doi.org/10.1000/xyz ?")
+    assert await kinds_of(app, mid) == {"idea", "reference", "question"}
+    reply = await session.reply("bob", mid, "ok")
+    await session.react("carol", reply)
+    await session.delete(reply)
+    assert await app.store.contribution("console", reply) is None
+    assert [e for e in await rows(app, E) if e["message_id"] == reply] == []
+
+
+async def test_reaction_removed_deletes_edge(session, app):
+    mid = await session.say("alice", "Post")
+    await session.react("bob", mid, "🎉")
+    assert len(await rows(app, E)) == 1
+    await session.unreact("bob", mid, "🎉")
+    assert await rows(app, E) == []
+
+
+async def test_bots_and_system_messages_do_not_count(session, app):
+    session.member("helperbot", bot=True)
+    await session.say("helperbot", "I am a bot")
+    await session.say("alice", "alice joined the channel", system=True)
+    assert await rows(app, C) == []
+    out = await session.command("helperbot", "/course me")
+    assert out == ""  # bots cannot command Hearth
+
+
+async def test_untracked_channel_and_tracking_off(session, app):
+    out = await session.command("fran", "/course setup channels:general,help")
+    assert "Channels that count: general, help" in out
+    await session.say("alice", "in general")
+    await session.say("alice", "off topic", channel="random")
+    assert len(await rows(app, C)) == 1
+    assert "paused" in await session.command("bob", "/course tracking off")
+    await session.say("bob", "not recorded")
+    assert len(await rows(app, C)) == 1
+    await session.command("bob", "/course tracking on")
+    await session.say("bob", "recorded again")
+    assert len(await rows(app, C)) == 2
+
+
+async def test_facilitator_only_command_refused_to_learner(session):
+    await session.say("alice", "hi")
+    out = await session.command("alice", "/course stats")
+    assert "facilitators only" in out
+    out = await session.command("fran", "/course stats")
+    assert "1 contributions" in out
+
+
+async def test_stats_for_a_member_and_me(session):
+    a = await session.say("alice", "How does this work?")
+    await session.reply("bob", a, "Like this, thanks for asking")
+    out = await session.command("fran", "/course stats member:@alice days:7")
+    assert out.startswith("alice, last 7 days:")
+    assert "question: 1" in out
+    assert "received: 1" in out
+    me = await session.command("bob", "/course me")
+    assert "builds on: 1" in me and "support: 1" in me
+
+
+async def test_malformed_commands_get_usage_lines(session):
+    assert "usage: /course stats" in await session.command("fran", "/course stats days:abc")
+    assert "unknown command" in await session.command("fran", "/course frobnicate")
+    assert "usage: /course tracking" in await session.command("alice", "/course tracking")
+    assert "unexpected argument" in await session.command("fran", "/course me 3 4")
+    assert "must be at least 1" in await session.command("fran", "/course me 0")
+    out = await session.command("alice", "/course help")
+    assert "me" in out and "stats" not in out  # learners see only their commands
+    assert "stats" in await session.command("fran", "/course help")
+
+
+async def test_unexpected_error_gets_generic_answer(session, app, caplog):
+    cog = next(c for c in app.engine.cogs if c.name == "contributions")
+
+    async def broken(ctx, days):
+        raise RuntimeError("secret internals")
+
+    spec = app.engine.registry.specs["me"]
+    app.engine.registry.specs["me"] = type(spec)(**{**_fields(spec), "handler": broken})
+    with caplog.at_level(logging.ERROR):
+        out = await session.command("alice", "/course me")
+    assert out == GENERIC_ERROR
+    assert "secret internals" not in out
+    assert "failed to handle CommandInvoked" in caplog.text
+    assert cog is not None
+
+
+def _fields(spec):
+    return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
+
+
+async def test_setup_changes_settings(session, app):
+    out = await session.command(
+        "fran", "/course setup timezone:Europe/Berlin start:2026-09-01 end:2026-12-01"
+    )
+    assert "Timezone: Europe/Berlin" in out
+    assert (await app.store.get_community("console"))["timezone"] == "Europe/Berlin"
+    assert "unknown timezone" in await session.command("fran", "/course setup timezone:Mars/Base")
+    out = await session.command("fran", "/course setup start:2027-01-01 end:2026-01-01")
+    assert "cannot end before it starts" in out
+
+
+async def test_mydata_and_forgetme_leave_no_row(session, app):
+    first = await session.say("zed_learner", "My idea https://example.org")
+    await session.reply("bob", first, "Nice one @zed_learner")
+    await session.react("zed_learner", first)
+    reply = await session.say("zed_learner", "thanks bob", reply_to=first)
+    await session.react("bob", reply)
+    await session.command("zed_learner", "/course tracking on")
+    data = await session.command("zed_learner", "/course mydata")
+    assert '"contributions": 2' in data and "hearth-mydata.json" in data
+    assert await app.store.rows_mentioning("zed_learner")
+    warn = await session.command("zed_learner", "/course forgetme")
+    assert "confirm:yes" in warn
+    assert await app.store.rows_mentioning("zed_learner")  # nothing erased without confirm
+    done = await session.command("zed_learner", "/course forgetme confirm:yes")
+    assert "erased" in done
+    assert await app.store.rows_mentioning("zed_learner") == []
+    # bob's reply survives, without the reference to the erased member
+    assert await app.store.contribution("console", "2") is not None
+
+
+async def test_member_left_is_recorded(session, app):
+    await session.say("alice", "bye")
+    await session.leave("alice")
+    assert (await app.store.get_member("console", "alice"))["left_at"] is not None
+
+
+async def test_text_retained_only_when_configured(tmp_path, clock):
+    from bot.adapters.console import ConsoleSession
+    from bot.app import HearthApp
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "r.db", storage={"retain_text_days": 30})
+    app = await HearthApp.create(settings, clock=clock, migrate=False)
+    try:
+        s = await ConsoleSession.open(app)
+        mid = await s.say("alice", "keep me for a while")
+        assert (await app.store.contribution("console", mid))["text"] == "keep me for a while"
+        clock.advance(timedelta(days=31))
+        await app.scheduler.start()
+        await s.tick("privacy.retention")
+        assert (await app.store.contribution("console", mid))["text"] is None
+    finally:
+        await app.close()

@@ -1,0 +1,216 @@
+"""The scheduler: explicit time zones, DST in both directions, exactly-once claims shared by
+two engines on one database file, a missed run done once after downtime, and shutdown
+mid-run releasing the claim."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import bot.app
+from bot.actions import PostMessage
+from bot.adapters.console import ConsoleSession
+from bot.app import HearthApp
+from bot.clock import FakeClock
+from bot.engine import Cog
+from bot.events import PlaceRef
+from bot.jobs import JobSpec
+from bot.scheduler import fire_times, period_of, trigger_for
+from tests.conftest import make_settings
+
+
+class DailyCog(Cog):
+    """A test capability: posts one message per run, keyed by its period."""
+
+    name = "daily"
+    cron = "0 9 * * *"
+
+    def __init__(self, services):
+        super().__init__(services)
+        self.runs: list[tuple[str, str]] = []
+        self.gate: asyncio.Event | None = None
+
+    def jobs(self):
+        return [JobSpec("test.daily", self.cron, self.run, "posts a line")]
+
+    async def run(self, tick):
+        self.runs.append((tick.community_id, tick.period))
+        place = PlaceRef("console", tick.community_id, "general")
+        if self.gate is not None:
+            await self.gate.wait()
+        return [PostMessage(place=place, text=f"good morning {tick.period}",
+                            dedupe_key=f"daily:{tick.community_id}:{tick.period}")]
+
+    async def erase_member(self, community_id, member_id):
+        return None
+
+
+@pytest.fixture
+def with_daily(monkeypatch):
+    original = bot.app.build_cogs
+
+    def build(services):
+        return [*original(services), DailyCog(services)]
+
+    monkeypatch.setattr(bot.app, "build_cogs", build)
+
+
+async def open_app(path, clock, tz="Europe/London"):
+    settings = make_settings(path, course={"timezone": tz})
+    app = await HearthApp.create(settings, clock=clock, migrate=False)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")  # creates the community
+    await app.scheduler.start()
+    return app, session
+
+
+def daily(app) -> DailyCog:
+    return next(c for c in app.engine.cogs if c.name == "daily")
+
+
+def posts(session):
+    return [s.text for s in session.outbox if s.kind == "post"]
+
+
+def test_dst_spring_forward_and_fall_back_keep_local_time():
+    trigger = trigger_for(JobSpec("x", "0 9 * * *", None), "Europe/London")
+    # Spring: clocks go forward on 2026-03-29; 09:00 local is 09:00 UTC before, 08:00 after.
+    spring = fire_times(trigger, datetime(2026, 3, 27, 12, tzinfo=UTC),
+                        datetime(2026, 3, 31, 12, tzinfo=UTC))
+    assert [t.astimezone(UTC).hour for t in spring] == [9, 8, 8, 8]
+    assert all(t.astimezone(ZoneInfo("Europe/London")).hour == 9 for t in spring)
+    # Autumn: clocks go back on 2026-10-25; 08:00 UTC before, 09:00 UTC after.
+    autumn = fire_times(trigger, datetime(2026, 10, 23, 12, tzinfo=UTC),
+                        datetime(2026, 10, 27, 12, tzinfo=UTC))
+    assert [t.astimezone(UTC).hour for t in autumn] == [8, 9, 9, 9]
+    # A run at 01:30 on the night clocks go back exists twice in local time; it runs once.
+    night = trigger_for(JobSpec("x", "30 1 * * *", None), "Europe/London")
+    runs = fire_times(night, datetime(2026, 10, 24, 12, tzinfo=UTC),
+                      datetime(2026, 10, 25, 12, tzinfo=UTC))
+    assert len({period_of(t) for t in runs}) == len(runs) >= 1
+
+
+def test_southern_hemisphere_dst():
+    trigger = trigger_for(JobSpec("x", "0 9 * * mon", None), "Australia/Sydney")
+    # Sydney leaves DST on 2026-04-05 (UTC+11 -> +10) and enters it on 2026-10-04.
+    april = fire_times(trigger, datetime(2026, 3, 25, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC))
+    assert [(t.astimezone(UTC).day, t.astimezone(UTC).hour) for t in april] == [(29, 22), (5, 23)]
+    october = fire_times(trigger, datetime(2026, 9, 25, tzinfo=UTC),
+                         datetime(2026, 10, 10, tzinfo=UTC))
+    assert [t.astimezone(UTC).hour for t in october] == [23, 22]
+
+
+async def test_simulated_clock_runs_each_day_once(tmp_path, with_daily):
+    clock = FakeClock(datetime(2026, 9, 7, 7, tzinfo=UTC))
+    app, session = await open_app(tmp_path / "a.db", clock)
+    try:
+        await session.advance(timedelta(days=3))
+        assert len(posts(session)) == 3
+        await app.scheduler.advance_to(clock.now())  # same window again: nothing new
+        assert len(posts(session)) == 3
+    finally:
+        await app.close()
+
+
+async def test_two_engines_on_one_database_run_each_job_once(tmp_path, with_daily):
+    path = tmp_path / "shared.db"
+    clock = FakeClock(datetime(2026, 9, 7, 7, tzinfo=UTC))
+    app1, s1 = await open_app(path, clock)
+    app2, s2 = await open_app(path, clock)
+    try:
+        clock.advance(timedelta(days=2))
+        await asyncio.gather(
+            app1.scheduler.advance_to(clock.now()), app2.scheduler.advance_to(clock.now())
+        )
+        total = len(posts(s1)) + len(posts(s2))
+        assert total == 2
+        assert len(daily(app1).runs) + len(daily(app2).runs) == 2
+        claims = await app1.store.claims("test.daily")
+        assert [c["status"] for c in claims] == ["done", "done"]
+    finally:
+        await app1.close()
+        await app2.close()
+
+
+async def test_missed_run_happens_once_after_downtime(tmp_path, with_daily):
+    path = tmp_path / "down.db"
+    clock = FakeClock(datetime(2026, 9, 7, 7, 30, tzinfo=UTC))  # 09:00 London = 08:00 UTC
+    app, session = await open_app(path, clock)
+    assert posts(session) == []
+    await app.close()
+    # Down from 07:30 to 10:00 UTC: the 08:00 UTC run was missed, within the 6 h grace.
+    clock.advance(timedelta(hours=2, minutes=30))
+    app, session = await open_app(path, clock)
+    try:
+        assert len(posts(session)) == 1
+    finally:
+        await app.close()
+    # A second restart does not repeat it.
+    app, session = await open_app(path, clock)
+    try:
+        assert posts(session) == []
+    finally:
+        await app.close()
+
+
+async def test_run_missed_beyond_grace_is_skipped(tmp_path, with_daily):
+    path = tmp_path / "late.db"
+    clock = FakeClock(datetime(2026, 9, 7, 7, tzinfo=UTC))
+    app, _ = await open_app(path, clock)
+    await app.close()
+    clock.advance(timedelta(hours=8))  # 08:00 UTC run is 7 h late at 15:00
+    app, session = await open_app(path, clock)
+    try:
+        assert posts(session) == []
+    finally:
+        await app.close()
+
+
+async def test_shutdown_mid_run_releases_the_claim(tmp_path, with_daily):
+    path = tmp_path / "stop.db"
+    clock = FakeClock(datetime(2026, 9, 7, 7, tzinfo=UTC))
+    app, session = await open_app(path, clock)
+    daily(app).gate = asyncio.Event()  # the job blocks until released
+    clock.advance(timedelta(hours=2))
+    task = asyncio.create_task(app.scheduler.advance_to(clock.now()))
+    for _ in range(500):  # wait (bounded) until the job is inside its run
+        if daily(app).runs:
+            break
+        await asyncio.sleep(0.01)
+    assert daily(app).runs  # the job started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await app.store.claims("test.daily") == []  # released, not stuck
+    await app.close()
+    app, session = await open_app(path, clock)  # restart within grace: it runs now, once
+    try:
+        assert len(posts(session)) == 1
+    finally:
+        await app.close()
+
+
+async def test_expired_claim_is_taken_over(tmp_path, app, clock):
+    store = app.store
+    lease = timedelta(minutes=10)
+    assert await store.claim("j", "c", "p", now=clock.now(), lease=lease)
+    assert not await store.claim("j", "c", "p", now=clock.now(), lease=lease)
+    later = clock.now() + timedelta(minutes=11)
+    assert await store.claim("j", "c", "p", now=later, lease=lease)  # the owner died
+    await store.finish_claim("j", "c", "p", later)
+    assert not await store.claim("j", "c", "p", now=later + timedelta(hours=1), lease=lease)
+
+
+async def test_tick_runs_a_job_now(tmp_path, with_daily):
+    clock = FakeClock(datetime(2026, 9, 7, 12, tzinfo=UTC))
+    app, session = await open_app(tmp_path / "t.db", clock)
+    try:
+        sent = await session.tick("test.daily")
+        assert len(sent) == 1 and "good morning manual:" in sent[0].text
+        with pytest.raises(KeyError):
+            await session.tick("no.such.job")
+    finally:
+        await app.close()
