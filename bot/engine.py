@@ -166,19 +166,51 @@ class Engine:
         self._known_communities.add(community_id)
 
     async def ensure_member(self, community_id: str, member: MemberRef, **extra: Any) -> None:
+        """Keep the member table current without a round trip per message.
+
+        A member seen for the first time (or whose name or role changed) is queued on the
+        batched writer as an upsert; only events with extra facts (a join date) write directly.
+        """
         key = (community_id, member.id)
         is_fac = member.is_facilitator or member.id in self.settings.course.facilitator_ids
-        seen = self._known_members.get(key)
         wanted = (member.display_name, is_fac)
-        if seen == wanted and not extra:
+        if self._known_members.get(key) == wanted and not extra:
             return
-        values: dict[str, Any] = {"now": self.clock.now(), "is_bot": member.is_bot}
-        if member.display_name:
-            values["display_name"] = member.display_name
-        if is_fac:
-            values["is_facilitator"] = True
-        values.update(extra)
-        await self.store.upsert_member(community_id, member.id, **values)
+        now = self.clock.now()
+        if extra:
+            values: dict[str, Any] = {"now": now, "is_bot": member.is_bot}
+            if member.display_name:
+                values["display_name"] = member.display_name
+            if is_fac:
+                values["is_facilitator"] = True
+            if member.timezone:
+                values["timezone"] = member.timezone
+            values.update(extra)
+            await self.store.flush()
+            await self.store.upsert_member(community_id, member.id, **values)
+        else:
+            row = {
+                "community_id": community_id,
+                "member_id": member.id,
+                "display_name": member.display_name or member.id,
+                "is_bot": member.is_bot,
+                "is_facilitator": is_fac,
+                "joined_at": None,
+                "left_at": None,
+                "first_seen": now,
+                "timezone": member.timezone,
+                "tracked": True,
+                "reachable": True,
+            }
+            # A facilitator flag set by /course setup must survive a later plain sighting, so
+            # only the platform-given facts are overwritten.
+            overwrite = ("display_name", "is_facilitator") if is_fac else ("display_name",)
+            if member.timezone:
+                overwrite += ("timezone",)
+            self.store.writer.upsert(
+                self.store.tables.member, row, keys=("community_id", "member_id"),
+                overwrite=overwrite,
+            )
         self._known_members[key] = wanted
 
     def forget_cached_member(self, community_id: str | None, member_id: str) -> None:

@@ -40,6 +40,14 @@ J = JobClaim.__table__
 S = SentMessage.__table__
 
 
+class Tables:
+    """The core tables, for code that queues rows on the writer."""
+
+    member = M
+    contribution = C
+    edge = E
+
+
 def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -51,6 +59,7 @@ class Store:
         self.engine = engine
         self.writer = writer
         self.owner = process_name()
+        self.tables = Tables()
         if engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
@@ -135,6 +144,7 @@ class Store:
             await conn.execute(stmt)
 
     async def get_member(self, community_id: str, member_id: str) -> dict[str, Any] | None:
+        await self.flush()
         async with self.engine.connect() as conn:
             row = (
                 (
@@ -150,6 +160,7 @@ class Store:
         return dict(row) if row else None
 
     async def members(self, community_id: str, *, include_bots: bool = False) -> list[dict]:
+        await self.flush()
         query = select(M).where(M.c.community_id == community_id).order_by(M.c.display_name)
         if not include_bots:
             query = query.where(M.c.is_bot.is_(False))
@@ -185,6 +196,7 @@ class Store:
         return dict(row) if row else None
 
     async def facilitator_ids(self, community_id: str) -> set[str]:
+        await self.flush()
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(M.c.member_id).where(
@@ -194,6 +206,7 @@ class Store:
             return {r[0] for r in rows}
 
     async def set_member_fields(self, community_id: str, member_id: str, **values: Any) -> None:
+        await self.flush()  # the member's row may still be queued on the writer
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(M)

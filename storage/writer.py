@@ -36,6 +36,9 @@ class _Op:
     rows: list[dict[str, Any]] = field(default_factory=list)
     where: Any = None
     values: dict[str, Any] | None = None
+    #: For "upsert": the unique columns and the columns a conflict overwrites.
+    keys: tuple[str, ...] = ()
+    overwrite: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -63,6 +66,10 @@ class BatchWriter:
         self._interval = flush_ms / 1000
         self._max_buffer = max_buffer
         self._ops: list[_Op] = []
+        # Insert ops still open for more rows, per table, since the last delete/update: rows
+        # for different tables interleave on the hot path (contribution, edge, contribution,
+        # ...), and one executemany per table per flush is far cheaper than one per row.
+        self._open: dict[Table, _Op] = {}
         self._pending_rows = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -108,14 +115,47 @@ class BatchWriter:
     def insert_ignore(self, table: Table, row: dict[str, Any]) -> None:
         """Queue a row; a row that breaks a unique constraint (a redelivery) is skipped."""
         self._check_room(1)
-        last = self._ops[-1] if self._ops else None
-        if last is not None and last.kind == "upsert_ignore" and last.table is table:
+        last = self._open.get(table)
+        if last is None and self._ops and self._ops[-1].table is table:
+            last = self._ops[-1] if self._ops[-1].kind == "upsert_ignore" else None
+        if last is not None:
             last.rows.append(row)
             self._pending_rows += 1
             if self._pending_rows >= self._batch_size:
                 self._wake.set()
             return
-        self._append(_Op("upsert_ignore", table, [row]), 1)
+        op = _Op("upsert_ignore", table, [row])
+        # Rows may only move ahead of other tables' inserts when they reference nothing.
+        if not table.foreign_keys:
+            self._open[table] = op
+        self._append(op, 1)
+
+    def upsert(
+        self,
+        table: Table,
+        row: dict[str, Any],
+        *,
+        keys: tuple[str, ...],
+        overwrite: tuple[str, ...],
+    ) -> None:
+        """Queue an insert that, on a unique conflict over ``keys``, overwrites ``overwrite``.
+
+        Consecutive upserts of one table with the same shape share one executemany.
+        """
+        self._check_room(1)
+        last = self._ops[-1] if self._ops else None
+        if (
+            last is not None
+            and last.kind == "upsert"
+            and last.table is table
+            and last.keys == keys
+            and last.overwrite == overwrite
+        ):
+            last.rows.append(row)
+            self._pending_rows += 1
+            return
+        self._open.clear()  # inserts queued later must not jump ahead of this row
+        self._append(_Op("upsert", table, [row], keys=keys, overwrite=overwrite), 1)
 
     def insert_many_ignore(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
@@ -123,10 +163,12 @@ class BatchWriter:
 
     def delete(self, table: Table, where: Any) -> None:
         self._check_room(1)
+        self._open.clear()  # later inserts must run after this delete
         self._append(_Op("delete", table, where=where), 1)
 
     def update(self, table: Table, where: Any, values: dict[str, Any]) -> None:
         self._check_room(1)
+        self._open.clear()
         self._append(_Op("update", table, where=where, values=values), 1)
 
     # -- flushing ---------------------------------------------------------------------------
@@ -137,6 +179,7 @@ class BatchWriter:
             if not self._ops:
                 return 0
             ops, self._ops = self._ops, []
+            self._open = {}
             count, self._pending_rows = self._pending_rows, 0
             started = time.perf_counter()
             try:
@@ -164,6 +207,14 @@ class BatchWriter:
                 stmt = self._dialect_insert(op.table).on_conflict_do_nothing()
             else:  # pragma: no cover
                 stmt = insert(op.table)
+            for start in range(0, len(op.rows), 5000):
+                await conn.execute(stmt, op.rows[start : start + 5000])
+        elif op.kind == "upsert":
+            stmt = self._dialect_insert(op.table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(op.keys),
+                set_={c: stmt.excluded[c] for c in op.overwrite},
+            )
             for start in range(0, len(op.rows), 5000):
                 await conn.execute(stmt, op.rows[start : start + 5000])
         elif op.kind == "delete":
