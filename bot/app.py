@@ -88,6 +88,7 @@ class HearthApp:
             grace=timedelta(seconds=settings.scheduler.grace_seconds),
             lease=timedelta(seconds=settings.scheduler.claim_lease_seconds),
             live=live_scheduler,
+            debug_delay=settings.scheduler.debug_job_delay_seconds,
         )
         if start_writer:
             writer.start()

@@ -98,6 +98,8 @@ class SchedulerSettings(_Section):
     grace_seconds: int = Field(default=6 * 3600, ge=1)
     #: A claimed run that has not finished after this long may be taken over by another process.
     claim_lease_seconds: int = Field(default=600, ge=5)
+    #: Fault injection for tests: pause this long inside every run, after claiming it.
+    debug_job_delay_seconds: float = Field(default=0.0, ge=0, le=3600)
 
 
 class AnalyticsSettings(_Section):

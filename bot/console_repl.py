@@ -29,7 +29,8 @@ Type a line to post it as the current member. Commands:
   :channel NAME           post in channel NAME from now on
   :press ACTION [VALUE]   press a button the bot offered
   :advance DURATION       move the clock (3d, 12h, 30m) and run due jobs
-  :tick JOB               run a scheduled job now (:jobs lists them)
+  :tick JOB [PERIOD]      run a scheduled job now (:jobs lists them); processes given
+                          the same PERIOD share one run
   :jobs                   list scheduled jobs
   :now                    show the simulated time
   :quit                   leave (Ctrl-D works too)"""
@@ -102,9 +103,9 @@ class Repl:
             if cmd == "advance" and len(args) == 1:
                 ran = await s.advance(parse_duration(args[0]))
                 return f"now {s.now:%Y-%m-%d %H:%M} UTC; {ran} scheduled run(s)"
-            if cmd == "tick" and len(args) == 1:
+            if cmd == "tick" and len(args) in (1, 2):
                 try:
-                    sent = await s.tick(args[0])
+                    sent = await s.tick(args[0], args[1] if len(args) == 2 else None)
                 except KeyError:
                     return f"no job called {args[0]}; :jobs lists them"
                 return f"ran {args[0]} ({len(sent)} message(s))"

@@ -85,6 +85,7 @@ class SchedulerService:
         grace: timedelta,
         lease: timedelta,
         live: bool,
+        debug_delay: float = 0.0,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -93,6 +94,7 @@ class SchedulerService:
         self.grace = grace
         self.lease = lease
         self.live = live
+        self.debug_delay = debug_delay
         self.planned: dict[tuple[str, str], Planned] = {}
         self._aps: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task] = set()
@@ -200,6 +202,8 @@ class SchedulerService:
             return False
         tick = ScheduledTick(at=when, job=job, community_id=community_id, period=period)
         try:
+            if self.debug_delay:
+                await asyncio.sleep(self.debug_delay)
             actions = await self.engine.dispatch(tick)
             await self.deliver(actions)
         except asyncio.CancelledError:
@@ -212,12 +216,12 @@ class SchedulerService:
         log.info("job %s ran for %s (period %s)", job, community_id, period)
         return True
 
-    async def fire_now(self, job: str, community_id: str) -> bool:
-        """Run a job by hand (``:tick NAME``); its period is the current minute."""
+    async def fire_now(self, job: str, community_id: str, period: str | None = None) -> bool:
+        """Run a job by hand (``:tick NAME [PERIOD]``); the period defaults to this minute."""
         if job not in self.engine.jobs:
             raise KeyError(job)
         now = self.clock.now()
-        return await self.fire(job, community_id, now, period="manual:" + period_of(now))
+        return await self.fire(job, community_id, now, period="manual:" + (period or period_of(now)))
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop firing; let running jobs finish, cancel (and release) the ones that do not."""

@@ -51,6 +51,8 @@ class Sent:
     to: str  # member name, channel, or "you"
     text: str
     action: Action
+    #: The message id a tagged post got (members answer in its thread with ``thread=``).
+    message_id: str | None = None
 
 
 class ConsoleSession:
@@ -65,6 +67,8 @@ class ConsoleSession:
         self._next_id = 1
         self.channel_of: dict[str, str] = {}  # message id -> channel (for replies)
         self.thread_of: dict[str, str | None] = {}
+        #: PostMessage tags -> the message id the post got here (see bot.adapters.base).
+        self.tagged: dict[str, str] = {}
 
     @classmethod
     async def open(
@@ -124,9 +128,22 @@ class ConsoleSession:
             self._emit(Sent("reply", who, text, action), ("(private) " if action.ephemeral else ""))
         elif isinstance(action, PostMessage):
             text = action.rich.as_text() if action.rich else action.text
+            if action.as_thread_title:
+                text = f"[thread] {action.as_thread_title}\n{text}"
             for f in action.files:
                 text += f"\n[file: {f.filename}, {len(f.data)} bytes]"
-            self._emit(Sent("post", "#" + action.place.channel_id, text, action))
+            message_id = None
+            if action.tag:
+                # Like a platform, give the post a message id so members can answer in its
+                # thread (":thread ID text" in the REPL, say(..., thread=ID) in tests).
+                # Derived from the tag, not the running number: unique, stable across
+                # restarts, and never equal to a member's (numeric) message id.
+                message_id = action.tag.replace(":", "-")
+                self.channel_of[message_id] = action.place.channel_id
+                self.thread_of[message_id] = message_id
+                self.tagged[action.tag] = message_id
+                text += f"\n(message {message_id}: answer with :thread {message_id} <text>)"
+            self._emit(Sent("post", "#" + action.place.channel_id, text, action, message_id))
         elif isinstance(action, DirectMessage):
             text = action.rich.as_text() if action.rich else action.text
             for b in action.buttons:
@@ -174,18 +191,24 @@ class ConsoleSession:
         name: str,
         text: str | None,
         *,
-        channel: str = "general",
+        channel: str | None = None,
         thread: str | None = None,
         reply_to: int | str | None = None,
         attachments: tuple[str, ...] = (),
         message_id: str | None = None,
         system: bool = False,
     ) -> str:
-        """Post a message as ``name``; returns its message id."""
+        """Post a message as ``name``; returns its message id.
+
+        Without ``channel`` it goes to the channel of the thread or message it answers, else
+        to ``general``.
+        """
         reply_id = str(reply_to) if reply_to is not None else None
         if reply_id is not None:
             channel = self.channel_of.get(reply_id, channel)
             thread = thread or self.thread_of.get(reply_id)
+        if channel is None:
+            channel = self.channel_of.get(thread, "general") if thread else "general"
         message_id = message_id or self._new_id()
         author = self.member(name)
         mentions = tuple(
@@ -305,10 +328,10 @@ class ConsoleSession:
         clock.advance(delta)
         return await self.app.scheduler.advance_to(clock.now())
 
-    async def tick(self, job: str) -> list[Sent]:
-        """Fire a job now for this community (``:tick NAME``)."""
+    async def tick(self, job: str, period: str | None = None) -> list[Sent]:
+        """Fire a job now for this community (``:tick NAME [PERIOD]``)."""
         before = len(self.outbox)
-        await self.app.scheduler.fire_now(job, self.community_id)
+        await self.app.scheduler.fire_now(job, self.community_id, period)
         return self.outbox[before:]
 
     def dms_to(self, name: str) -> list[Sent]:

@@ -1,0 +1,120 @@
+"""The command line: demo, console REPL lines, db upgrade, and `hearth run` stopping cleanly
+on SIGTERM with its queued writes flushed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bot.cli import cli
+from bot.console_repl import Repl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_db_upgrade_creates_and_is_idempotent(tmp_path):
+    db = tmp_path / "fresh.db"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["db", "upgrade", "--db", str(db)])
+    assert first.exit_code == 0, first.output
+    assert "up to date" in first.output
+    second = runner.invoke(cli, ["db", "upgrade", "--db", str(db)])
+    assert second.exit_code == 0
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert {"contribution", "edge", "member", "job_claim", "alembic_version"} <= tables
+
+
+def test_db_upgrade_unreachable_postgres_exits_2(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[storage]\ndatabase_url = "postgresql+asyncpg://nobody:pw@127.0.0.1:1/x"\n')
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "cannot reach the database" in result.output
+    assert "pw" not in result.output  # the password is never printed
+
+
+async def test_repl_lines_drive_the_session(session, app):
+    repl = Repl(session)
+    started = app.clock.now()
+    assert "now speaking as alice" in await repl.handle(":as alice")
+    assert "message 1" in await repl.handle("Has anyone read Smith (2020)?")
+    assert await repl.handle(":as bob")
+    assert "message 2" in await repl.handle(":reply 1 Yes, thanks!")
+    assert await repl.handle(":react 1 🎉") == "reacted"
+    assert "now " in await repl.handle(":advance 1d")
+    assert "error" in await repl.handle(":advance soon")
+    assert "no job called" in await repl.handle(":tick nope")
+    assert "unknown or incomplete" in await repl.handle(":reply 1")
+    assert await repl.handle(":quit") is None
+    await repl.handle("/course me")
+    assert "builds on: 1" in session.outbox[-1].text
+    row = await app.store.contribution("console", "2")
+    assert row["reply_to_member_id"] == "alice"
+    assert app.clock.now() - started == timedelta(days=1)
+
+
+def _hearth(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=kw.pop("cwd", ROOT),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
+
+
+def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path):
+    db = tmp_path / "run.db"
+    config = tmp_path / "config.toml"
+    # A long flush interval: the rows are still queued in memory when SIGTERM arrives.
+    config.write_text(f'[storage]\npath = "{db}"\nflush_ms = 60000\nbatch_size = 10000\n')
+    proc = _hearth("run", "--config", str(config))
+    proc.stdin.write("first idea https://example.org\n:as bob\n:reply 1 thanks!\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "message 2" not in seen and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "message 2" in seen, seen
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "flushing writes" in err
+    rows = sqlite3.connect(db).execute("SELECT message_id FROM contribution ORDER BY id").fetchall()
+    assert rows == [("1",), ("2",)]
+
+
+def test_python_m_bot_help():
+    out = subprocess.run([sys.executable, "-m", "bot", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0
+    for command in ("demo", "console", "run", "db"):
+        assert command in out.stdout
+
+
+def test_demo_runs_and_leaves_its_database(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bot", "demo", "--quiet"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Contributions by kind" in result.stdout
+    assert "Per-learner participation" in result.stdout
+    db = tmp_path / "hearth-demo.db"
+    assert db.exists()
+    count = sqlite3.connect(db).execute("SELECT count(*) FROM contribution").fetchone()[0]
+    assert 200 <= count <= 600
