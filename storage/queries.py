@@ -37,23 +37,18 @@ async def member_activity(
     now: datetime,
     baseline_start: datetime,
 ) -> dict[str, MemberActivity]:
-    """Per non-bot member: last post ever, posts in [window_start, now) and in
+    """Per non-bot member: last post ever, posts in [window_start, now] and in
     [baseline_start, window_start), reply/mention/reaction/kudos edges given and received in the
-    window. Four grouped queries over index ranges whatever the community size."""
+    window. Three queries whatever the community size."""
     await store.flush()
     out: dict[str, MemberActivity] = {}
     async with store.engine.connect() as conn:
-        # The last post ever, as one index seek per member on (community, member, created_at):
-        # grouping the whole history instead reads every row the course ever had.
-        last_post = (
-            select(func.max(C.c.created_at))
-            .where(
-                C.c.community_id == M.c.community_id,
-                C.c.member_id == M.c.member_id,
-                C.c.created_at <= now,
-            )
-            .scalar_subquery()
-        )
+        # Per member, index-only lookups on (community_id, member_id, created_at): one seek for
+        # the last post ever, short range counts for the window and the baseline. Grouping the
+        # contributions by member instead reads (and looks up) every row in the range.
+        own = (C.c.community_id == M.c.community_id, C.c.member_id == M.c.member_id)
+        in_window = (C.c.created_at >= window_start, C.c.created_at <= now)
+        in_base = (C.c.created_at >= baseline_start, C.c.created_at < window_start)
         members = await conn.execute(
             select(
                 M.c.member_id,
@@ -61,45 +56,21 @@ async def member_activity(
                 M.c.is_facilitator,
                 M.c.joined_at,
                 M.c.first_seen,
-                last_post,
+                select(func.max(C.c.created_at))
+                .where(*own, C.c.created_at <= now)
+                .scalar_subquery(),
+                select(func.min(C.c.created_at)).where(*own, *in_window).scalar_subquery(),
+                select(func.count()).where(*own, *in_window).scalar_subquery(),
+                select(func.count()).where(*own, *in_base).scalar_subquery(),
             ).where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
         )
-        for member_id, name, fac, joined, first_seen, last in members:
-            out[member_id] = MemberActivity(member_id, name or member_id, fac, joined, first_seen)
-            out[member_id].last_post = _aware(last)
-        in_window = and_(C.c.created_at >= window_start, C.c.created_at <= now)
-        in_base = and_(C.c.created_at >= baseline_start, C.c.created_at < window_start)
-        rows = await conn.execute(
-            select(
-                C.c.member_id,
-                func.sum(func.cast(in_window, _int())),
-                func.sum(func.cast(in_base, _int())),
-            )
-            .where(
-                C.c.community_id == community_id,
-                C.c.created_at >= min(baseline_start, window_start),
-                C.c.created_at <= now,
-            )
-            .group_by(C.c.member_id)
-        )
-        for member_id, n_window, n_base in rows:
-            activity = out.get(member_id)
-            if activity is None:
-                continue
+        for member_id, name, fac, joined, first_seen, last, first, n_window, n_base in members:
+            activity = MemberActivity(member_id, name or member_id, fac, joined, first_seen)
+            activity.last_post = _aware(last)
+            activity.first_post_in_window = _aware(first)
             activity.posts_in_window = int(n_window or 0)
             activity.posts_before_window = int(n_base or 0)
-        firsts = await conn.execute(
-            select(C.c.member_id, func.min(C.c.created_at))
-            .where(
-                C.c.community_id == community_id,
-                C.c.created_at >= window_start,
-                C.c.created_at <= now,
-            )
-            .group_by(C.c.member_id)
-        )
-        for member_id, first in firsts:
-            if member_id in out:
-                out[member_id].first_post_in_window = _aware(first)
+            out[member_id] = activity
         edge_window = and_(
             E.c.community_id == community_id, E.c.created_at >= window_start, E.c.created_at <= now
         )
@@ -111,12 +82,6 @@ async def member_activity(
                 if member_id in out:
                     setattr(out[member_id], attr, int(count))
     return out
-
-
-def _int():
-    from sqlalchemy import Integer
-
-    return Integer()
 
 
 def _aware(value: datetime | None) -> datetime | None:
