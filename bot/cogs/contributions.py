@@ -156,8 +156,12 @@ class ContributionsCog(Cog):
 
     async def _author_of(self, community_id: str, message_id: str) -> str | None:
         author = self.recent.get(community_id, message_id)
-        if author is None:
-            author = await self.store.message_author(community_id, message_id)
+        if author is not None:
+            return author or None
+        author = await self.store.message_author(community_id, message_id)
+        # Remember misses too (as ""): a thread whose opening post Hearth never saw would
+        # otherwise cost a query for every reply in it.
+        self.recent.put(community_id, message_id, author or "")
         return author
 
     async def record(self, event: MessagePosted) -> bool:
@@ -191,38 +195,41 @@ class ContributionsCog(Cog):
             has_attachments=bool(event.attachments),
             in_thread=in_thread,
         )
-        writer = self.store.writer
-        writer.insert_ignore(
-            C,
-            {
-                "community_id": community_id,
-                "message_id": event.message_id,
-                "member_id": author,
-                "channel_id": place.channel_id,
-                "thread_id": place.thread_id,
-                "reply_to_id": reply_to,
-                "reply_to_member_id": target if target != author else None,
-                "created_at": event.at,
-                "kinds": result.mask,
-                "word_count": result.word_count,
-                "attachments": len(event.attachments),
-                "text": event.text if self.text_retention else None,
-                "edited_at": None,
-            },
-        )
+        row = {
+            "community_id": community_id,
+            "message_id": event.message_id,
+            "member_id": author,
+            "channel_id": place.channel_id,
+            "thread_id": place.thread_id,
+            "reply_to_id": reply_to,
+            "reply_to_member_id": target if target != author else None,
+            "created_at": event.at,
+            "kinds": result.mask,
+            "word_count": result.word_count,
+            "attachments": len(event.attachments),
+            "text": event.text if self.text_retention else None,
+            "edited_at": None,
+        }
         weights = self.settings.analytics
+        edges = []
         if target is not None and target != author:
-            writer.insert_ignore(
-                E, self._edge(community_id, "reply", author, target, event, weights.reply_weight)
+            edges.append(
+                self._edge(community_id, "reply", author, target, event, weights.reply_weight)
             )
         for member_id in mentioned:
             if member_id != target:
-                writer.insert_ignore(
-                    E,
+                edges.append(
                     self._edge(
                         community_id, "mention", author, member_id, event, weights.mention_weight
-                    ),
+                    )
                 )
+        writer = self.store.writer
+        # All or nothing: past the buffer bound (database down for long) this raises
+        # BufferFull before queueing, and the engine logs the event as not recorded.
+        writer.ensure_room(1 + len(edges))
+        writer.insert_ignore(C, row)
+        for edge in edges:
+            writer.insert_ignore(E, edge)
         self.recent.put(community_id, event.message_id, author)
         return True
 
