@@ -106,6 +106,8 @@ class PostMessage(Action):
 class DirectMessage(Action):
     member: MemberRef
     text: str = ""
+    #: The community the message is about (for the sent ledger and erasure); optional.
+    community_id: str = ""
     rich: RichContent | None = None
     files: tuple[FileAttachment, ...] = ()
     buttons: tuple[Button, ...] = ()

@@ -53,6 +53,22 @@ class Runtime:
             platform = place.platform if place is not None else None
         return self.adapters.get(platform) if platform else origin
 
+    async def _report_posted(self, adapter: Adapter, action: PostMessage) -> None:
+        """Hand the platform id of a tagged post to the cogs (a reflection prompt's thread).
+
+        Adapters that can tell put it in their ``tagged`` dict under the action's tag while
+        sending; cogs that care define ``async def on_posted(action, message_id)``. Adapters
+        that cannot tell simply leave it out, and nothing is reported.
+        """
+        tagged = getattr(adapter, "tagged", None)
+        message_id = tagged.pop(action.tag, None) if isinstance(tagged, dict) else None
+        if message_id is None:
+            return
+        for cog in self.engine.cogs:
+            hook = getattr(cog, "on_posted", None)
+            if hook is not None:
+                await hook(action, str(message_id))
+
     async def deliver(
         self,
         actions: Sequence[Action],
@@ -67,7 +83,12 @@ class Runtime:
                 continue
             if action.dedupe_key:
                 member_id = action.member.id if isinstance(action, DirectMessage) else None
-                community = getattr(getattr(action, "place", None), "community_id", "") or ""
+                community = (
+                    getattr(getattr(action, "place", None), "community_id", "")
+                    or getattr(action, "community_id", "")
+                    or _community_of_event(event)
+                    or _community_of_key(action.dedupe_key)
+                )
                 claimed = await self.store.claim_send(
                     action.dedupe_key,
                     community_id=community,
@@ -77,13 +98,34 @@ class Runtime:
                 if not claimed:
                     log.info("skipping %s: already sent", action.dedupe_key)
                     continue
+            kind = type(action).__name__
             try:
                 await adapter.send(action, event)
                 self.sent += 1
+                self.engine.services.observer.action_sent(kind, adapter.platform)
+                if isinstance(action, PostMessage) and action.tag:
+                    await self._report_posted(adapter, action)
             except Exception:
                 self.failed += 1
+                self.engine.services.observer.action_failed(kind, adapter.platform)
                 log.exception(
                     "sending %s through %s failed", type(action).__name__, adapter.platform
                 )
                 if action.dedupe_key:
                     await self.store.mark_sent(action.dedupe_key, "failed")
+
+
+def _community_of_event(event: Event | None) -> str:
+    if event is None:
+        return ""
+    community = getattr(event, "community_id", None)
+    if community:
+        return community
+    place = getattr(event, "place", None)
+    return getattr(place, "community_id", "") or ""
+
+
+def _community_of_key(key: str) -> str:
+    """Dedupe keys are written ``kind:community:...`` by every cog; fall back on that."""
+    parts = key.split(":")
+    return parts[1] if len(parts) > 2 else ""

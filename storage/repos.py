@@ -516,7 +516,9 @@ class Store:
                 params = {"m": member_id}
                 where = f"{column} = :m"
                 if community_id is not None:
-                    where += " AND community_id = :c"
+                    # Rows written without a community (older ledger rows) belong to nobody
+                    # else: they go with the member too.
+                    where += " AND community_id IN (:c, '')"
                     params["c"] = community_id
                 if action == "null":
                     sql = f"UPDATE {table} SET {column} = NULL WHERE {where}"  # noqa: S608
