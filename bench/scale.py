@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -103,5 +104,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contributions", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
-    asyncio.run(main(args.contributions, args.members))
+    figures = asyncio.run(main(args.contributions, args.members))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -32,27 +32,12 @@ cli.add_typer(slack_cli, name="slack")
 cli.command("report")(report_command)
 
 
-class _RedactingFilter(logging.Filter):
-    """Last line of defence: never let a token-looking string reach the logs."""
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr in ``fmt`` ("text" or "json"), with community and event ids and with
+    secrets redacted (see ``bot.logformat``)."""
+    from bot.logformat import make_handler
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        from bot.logsafe import redact_secrets
-
-        if isinstance(record.msg, str):
-            record.msg = redact_secrets(record.msg)
-        if record.args:
-            record.args = (
-                tuple(redact_secrets(a) if isinstance(a, str) else a for a in record.args)
-                if isinstance(record.args, tuple)
-                else record.args
-            )
-        return True
-
-
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
+    handler = make_handler(sys.stderr, fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -108,9 +93,24 @@ def run(config: Path | None = ConfigOpt) -> None:
     from bot.serve import serve
 
     settings = settings_from(config)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     code = asyncio.run(serve(settings))
     raise typer.Exit(code)
+
+
+@cli.command()
+def bench(
+    output: Path | None = typer.Option(None, help="Where to write the results (bench/RESULTS.md)."),
+) -> None:
+    """Run the production benchmarks and write bench/RESULTS.md (a checkout is needed)."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "run_all.py"
+    if not script.exists():
+        typer.echo("error: bench/ not found; run `hearth bench` from a source checkout", err=True)
+        raise typer.Exit(2)
+    module = runpy.run_path(str(script))
+    raise typer.Exit(module["main"](output))
 
 
 @db_cli.command("upgrade")
