@@ -11,6 +11,9 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
@@ -30,6 +33,8 @@ def build_cogs(services: Services) -> list[Cog]:
     from bot.cogs.analytics import AnalyticsCog
     from bot.cogs.contributions import ContributionsCog
     from bot.cogs.course import CourseCog
+    from bot.cogs.kudos import KudosCog
+    from bot.cogs.nudges import NudgesCog
     from bot.cogs.privacy import PrivacyCog
     from bot.cogs.reflections import ReflectionsCog
     from bot.cogs.summaries import SummariesCog
@@ -41,6 +46,8 @@ def build_cogs(services: Services) -> list[Cog]:
         AnalyticsCog(services),
         ReflectionsCog(services),
         SummariesCog(services),
+        NudgesCog(services),
+        KudosCog(services),
     ]
 
 
@@ -53,6 +60,9 @@ class HearthApp:
     runtime: Runtime
     scheduler: SchedulerService
     adapters: list[Adapter] = field(default_factory=list)
+    #: Prometheus series and the /healthz + /metrics server, when [metrics] is enabled.
+    metrics: Any = None
+    metrics_server: Any = None
 
     @classmethod
     async def create(
@@ -64,19 +74,37 @@ class HearthApp:
         migrate: bool = True,
         start_writer: bool = True,
         connect_attempts: int = 1,
+        connect_backoff: float | None = None,
     ) -> HearthApp:
         clock = clock or SystemClock()
         url = settings.storage.url()
         db = make_engine(url, schema=settings.storage.pg_schema)
-        await _prepare_database(db, url, migrate=migrate, attempts=connect_attempts)
+        backoff = connect_backoff or settings.storage.connect_backoff_seconds
+        try:
+            await _prepare_database(
+                db, url, migrate=migrate, attempts=connect_attempts, backoff=backoff
+            )
+        except BaseException:
+            await db.dispose()  # no pool or driver thread outlives a failed start
+            raise
+        metrics = None
+        if settings.metrics.enabled:
+            from bot.metrics import Metrics
+
+            metrics = Metrics()  # its own CollectorRegistry, never the global one
         writer = BatchWriter(
             db,
             batch_size=settings.storage.batch_size,
             flush_ms=settings.storage.flush_ms,
             max_buffer=settings.storage.max_buffer,
+            on_flush=metrics.batch_written if metrics else None,
+            on_reject=metrics.rows_rejected if metrics else None,
         )
         store = Store(db, writer)
         services = Services(store=store, settings=settings, clock=clock)
+        if metrics is not None:
+            services.observer = metrics
+            metrics.watch_writer(writer)
         services.registry.root = settings.discord.command_root
         engine = Engine(services, build_cogs(services))
         await engine.start()
@@ -92,7 +120,7 @@ class HearthApp:
         )
         if start_writer:
             writer.start()
-        return cls(settings, clock, store, engine, runtime, scheduler)
+        return cls(settings, clock, store, engine, runtime, scheduler, metrics=metrics)
 
     def add_adapter(self, adapter: Adapter) -> None:
         self.adapters.append(adapter)
@@ -106,8 +134,22 @@ class HearthApp:
             except Exception:  # noqa: BLE001 - keep shutting down the rest
                 log.exception("stopping %s failed", adapter.platform)
         await self.scheduler.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+            self.metrics_server = None
         await self.store.writer.close()
         await self.store.engine.dispose()
+
+    async def start_metrics(self) -> str | None:
+        """Serve /healthz and /metrics when [metrics] is enabled; returns the base URL."""
+        if self.metrics is None:
+            return None
+        if self.metrics_server is None:
+            from bot.metrics import MetricsServer
+
+            self.metrics_server = MetricsServer(self, self.metrics)
+            await self.metrics_server.start()
+        return self.metrics_server.url
 
     async def run_forever(self) -> None:
         """Start adapters and the scheduler; stop cleanly on SIGINT or SIGTERM."""
@@ -119,6 +161,7 @@ class HearthApp:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
                 pass
         try:
+            await self.start_metrics()
             for adapter in self.adapters:
                 await adapter.start()
             await self.scheduler.start()
@@ -129,8 +172,11 @@ class HearthApp:
             await self.close()
 
 
-async def _prepare_database(db, url: str, *, migrate: bool, attempts: int) -> None:
-    delay = 1.0
+async def _prepare_database(
+    db, url: str, *, migrate: bool, attempts: int, backoff: float = 1.0
+) -> None:
+    """Create or migrate the schema, retrying an unreachable database with doubling waits."""
+    delay = backoff
     for attempt in range(1, attempts + 1):
         try:
             if migrate:
@@ -138,14 +184,28 @@ async def _prepare_database(db, url: str, *, migrate: bool, attempts: int) -> No
             else:
                 await create_all(db)
             return
-        except (OSError, ConnectionError) as exc:
+        except (OSError, ConnectionError, OperationalError, InterfaceError) as exc:
             if attempt == attempts:
                 raise DatabaseUnavailable(
-                    f"cannot reach the database at {redact(url)} after {attempts} attempts: {exc}"
+                    f"cannot reach the database at {redact(url)} after {attempts} attempts: "
+                    f"{_first_line(exc)}"
                 ) from exc
-            log.warning("database %s unreachable (%s); retrying in %.0fs", redact(url), exc, delay)
+            log.warning(
+                "database %s unreachable (attempt %s of %s: %s); retrying in %.1fs",
+                redact(url),
+                attempt,
+                attempts,
+                _first_line(exc),
+                delay,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error without SQLAlchemy's SQL and background link (a clear one-line message)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 class DatabaseUnavailable(RuntimeError):

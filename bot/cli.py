@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.discord_cli import discord_cli
 from bot.import_cli import import_cli
 from bot.report_cli import report_command
 from bot.slack_cli import slack_cli
@@ -29,6 +30,7 @@ db_cli = typer.Typer(help="Database schema management.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(import_cli, name="import")
 cli.add_typer(slack_cli, name="slack")
+cli.add_typer(discord_cli, name="discord")
 cli.command("report")(report_command)
 
 

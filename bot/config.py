@@ -68,6 +68,11 @@ class StorageSettings(_Section):
     flush_ms: int = Field(default=200, ge=1, le=60_000)
     #: Most events kept in memory while the database is unreachable.
     max_buffer: int = Field(default=100_000, ge=1000)
+    #: ``hearth run`` tries to reach the database this many times at start, waiting
+    #: ``connect_backoff_seconds`` (doubled after each try, at most 30 s) in between, then
+    #: exits with an error.
+    connect_attempts: int = Field(default=5, ge=1, le=100)
+    connect_backoff_seconds: float = Field(default=1.0, gt=0, le=60)
 
     def url(self) -> str:
         if self.database_url:
@@ -151,8 +156,27 @@ class NudgeSettings(_Section):
     templates: str = ""
     kudos_per_day: int = Field(default=3, ge=0)
     facilitator_share_alert: float = Field(default=0.5, gt=0, le=1)
+    #: New members (since joining) and isolated ones (since their first unanswered post of the
+    #: week) get a first nudge only after this many days in that state.
+    grace_days: int = Field(default=2, ge=0)
+    #: A "live" thread (a nudge hook) had a message within this many hours.
+    live_thread_hours: int = Field(default=48, ge=1)
+    #: The effect report counts a member as back if they contributed within this many days.
+    return_window_days: int = Field(default=7, ge=1)
+    #: Kudos A->B earns no interaction credit if B gave A kudos within this many days.
+    kudos_ring_days: int = Field(default=7, ge=0)
+    #: The facilitator-share alert needs at least this many interactions in the week.
+    facilitator_share_min_interactions: int = Field(default=10, ge=1)
+    #: Sends nudges held back by a learner's quiet hours once they are over.
+    followup_schedule: str = "20 * * * *"
+    #: Looks for posts without a reply after ``[analytics] unanswered_hours``.
+    unanswered_schedule: str = "40 * * * *"
+    #: Weekly check of how much interaction goes through the facilitators.
+    facilitator_share_schedule: str = "0 16 * * fri"
 
-    _cron = field_validator("schedule")(check_cron)
+    _cron = field_validator(
+        "schedule", "followup_schedule", "unanswered_schedule", "facilitator_share_schedule"
+    )(check_cron)
 
 
 class ReflectionSettings(_Section):
@@ -191,9 +215,16 @@ class DiscordSettings(_Section):
     token_env: str = "HEARTH_DISCORD_TOKEN"
     guild_ids: list[str] = []
     facilitator_role: str = "Facilitator"
-    command_root: str = "course"
+    command_root: str = Field(default="course", pattern=r"^[-_a-z0-9]{1,32}$")
+    #: Empty: every command under ``/<command_root>``. Set (e.g. "course-admin"): the
+    #: facilitator-only commands move to this second root, hidden from members without
+    #: Manage Server until an admin allows the facilitator role (Discord applies default
+    #: permissions to top-level commands only).
+    facilitator_root: str = Field(default="", pattern=r"^[-_a-z0-9]{1,32}$|^$")
     dm_per_minute: int = Field(default=30, ge=1)
-    shard_count: int | None = None
+    #: Shards to run (AutoShardedClient); unset: one connection, or Discord's
+    #: recommendation when it asks for more (bots in thousands of servers).
+    shard_count: int | None = Field(default=None, ge=1)
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
     catch_up_limit: int = Field(default=500, ge=0)
@@ -240,6 +271,8 @@ class MetricsSettings(_Section):
 
 class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: "text" (one readable line) or "json" (one JSON object per line, for log shippers).
+    log_format: Literal["text", "json"] = "text"
     storage: StorageSettings = Field(default_factory=StorageSettings)
     course: CourseSettings = Field(default_factory=CourseSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)

@@ -35,12 +35,19 @@ from bot.events import (
     ScheduledTick,
 )
 from bot.jobs import JobSpec
+from bot.logformat import bind, unbind
+from bot.observe import Observer
 from storage.repos import Store
+from storage.writer import BufferFull
 
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = (
     "Sorry, something went wrong on my side. The facilitators can find details in the logs."
+)
+NOT_RECORDED = (
+    "Sorry, I cannot record anything right now (my database is unreachable). "
+    "Please try again in a few minutes."
 )
 
 
@@ -54,6 +61,8 @@ class Services:
     registry: Registry = field(default_factory=Registry)
     #: Set by the engine so cogs can ask it about facilitators and communities.
     engine: Engine | None = None
+    #: Monitoring hooks (``bot.metrics.Metrics`` when [metrics] is on; no-op otherwise).
+    observer: Observer = field(default_factory=Observer)
 
 
 @dataclass(slots=True)
@@ -117,6 +126,25 @@ def _community_of(event: Event) -> str | None:
         return event.community_id
     place: PlaceRef | None = getattr(event, "place", None)
     return place.community_id if place is not None else None
+
+
+def _event_id(event: Event) -> str | None:
+    """The id a log line names an event by: delivery, message or interaction id, or job run."""
+    if isinstance(event, ScheduledTick):
+        return f"{event.job}@{event.period}"
+    for attr in ("delivery_id", "message_id", "interaction_id"):
+        value = getattr(event, attr, None)
+        if value:
+            return str(value)
+    return None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What went wrong inside one dispatch without stopping it (one cog failing)."""
+
+    failed: bool = False
+    buffer_full: bool = False
 
 
 def _actor_of(event: Event) -> MemberRef | None:
@@ -231,23 +259,61 @@ class Engine:
     # -- dispatch ---------------------------------------------------------------------------
 
     async def dispatch(self, event: Event) -> list[Action]:
-        """Turn one event into actions. Never raises for a bad event; logs instead."""
+        """Turn one event into actions. Never raises for a bad event; logs instead.
+
+        While it runs, every log line carries the event's community and id (bot.logformat).
+        An event whose rows do not fit the writer's buffer (the database has been unreachable
+        for long) is logged as an error with its id and counted as not recorded; nothing is
+        dropped silently.
+        """
+        kind = type(event).__name__
+        observer = self.services.observer
+        observer.event_received(kind)
+        community_id = _community_of(event)
+        event_id = _event_id(event)
+        tokens = bind(community_id, event_id)
         try:
-            return await self._dispatch(event)
+            return await self._dispatch_observed(event, kind, community_id, event_id)
+        finally:
+            unbind(tokens)
+
+    async def _dispatch_observed(
+        self, event: Event, kind: str, community_id: str | None, event_id: str | None
+    ) -> list[Action]:
+        observer = self.services.observer
+        outcome = _Outcome()
+        interactive = isinstance(event, CommandInvoked | ButtonPressed)
+        try:
+            actions = await self._dispatch(event, outcome)
         except UserError as exc:
+            observer.event_recorded(kind)
             return [Reply(text=str(exc), ephemeral=True)]
+        except BufferFull:
+            outcome.buffer_full = True
+            actions = [Reply(text=NOT_RECORDED, ephemeral=True)] if interactive else []
         except Exception:
             log.exception(
-                "failed to handle %s (community=%s, delivery=%s)",
-                type(event).__name__,
-                _community_of(event),
-                getattr(event, "delivery_id", None) or getattr(event, "message_id", None),
+                "failed to handle %s (community=%s, event=%s)", kind, community_id, event_id
             )
-            if isinstance(event, CommandInvoked | ButtonPressed):
-                return [Reply(text=GENERIC_ERROR, ephemeral=True)]
-            return []
+            observer.error("engine")
+            observer.event_not_recorded(kind, "error")
+            return [Reply(text=GENERIC_ERROR, ephemeral=True)] if interactive else []
+        if outcome.buffer_full:
+            log.error(
+                "%s %s in community %s was NOT recorded: the write buffer is full because the "
+                "database has not accepted writes for a while",
+                kind,
+                event_id,
+                community_id,
+            )
+            observer.event_not_recorded(kind, "buffer_full")
+        elif outcome.failed:
+            observer.event_not_recorded(kind, "error")
+        else:
+            observer.event_recorded(kind)
+        return actions
 
-    async def _dispatch(self, event: Event) -> list[Action]:
+    async def _dispatch(self, event: Event, outcome: _Outcome) -> list[Action]:
         community_id = _community_of(event)
         actor = _actor_of(event)
         if isinstance(event, ScheduledTick):
@@ -271,8 +337,13 @@ class Engine:
         for cog in self.cogs:
             try:
                 actions.extend(await cog.on_event(event))
+            except BufferFull:
+                # Logged once, with the event id, by dispatch; the other cogs still see it.
+                outcome.buffer_full = True
             except Exception:
                 # One broken capability must not stop the others from seeing the event.
+                outcome.failed = True
+                self.services.observer.error("cog")
                 log.exception(
                     "cog %s failed on %s (community=%s)",
                     cog.name,

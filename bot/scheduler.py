@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -201,6 +202,7 @@ class SchedulerService:
             log.debug("job %s for %s period %s already claimed", job, community_id, period)
             return False
         tick = ScheduledTick(at=when, job=job, community_id=community_id, period=period)
+        started = time.perf_counter()
         try:
             if self.debug_delay:
                 await asyncio.sleep(self.debug_delay)
@@ -213,6 +215,7 @@ class SchedulerService:
             raise
         await self.store.finish_claim(job, community_id, period, self.clock.now())
         self.runs.append((job, community_id, period))
+        self.engine.services.observer.job_ran(job, time.perf_counter() - started)
         log.info("job %s ran for %s (period %s)", job, community_id, period)
         return True
 
@@ -221,7 +224,8 @@ class SchedulerService:
         if job not in self.engine.jobs:
             raise KeyError(job)
         now = self.clock.now()
-        return await self.fire(job, community_id, now, period="manual:" + (period or period_of(now)))
+        manual = "manual:" + (period or period_of(now))
+        return await self.fire(job, community_id, now, period=manual)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop firing; let running jobs finish, cancel (and release) the ones that do not."""

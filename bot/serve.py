@@ -13,10 +13,18 @@ log = logging.getLogger(__name__)
 
 async def serve(settings: Settings) -> int:
     try:
-        app = await HearthApp.create(settings, live_scheduler=True, connect_attempts=5)
+        app = await HearthApp.create(
+            settings,
+            live_scheduler=True,
+            connect_attempts=settings.storage.connect_attempts,
+            connect_backoff=settings.storage.connect_backoff_seconds,
+        )
     except DatabaseUnavailable as exc:
-        log.error("%s", exc)
+        log.error("%s; giving up (exit code 3)", exc)
         return 3
+    except ConfigError as exc:  # a prompt or template file failed its check at start
+        log.error("%s", exc)
+        return 2
     try:
         for build in _adapter_builders(settings):
             app.add_adapter(build(app))

@@ -49,7 +49,13 @@ def build_manifest(
     settings: Settings, registry: Registry, *, public_url: str | None = None
 ) -> dict[str, Any]:
     """The app manifest for this configuration (HTTP or Socket Mode) as a dict."""
-    from bot.adapters.slack_adapter import EVENTS_PATH, SUBSCRIBED_EVENTS, bot_scopes
+    from bot.adapters.slack_adapter import (
+        EVENTS_PATH,
+        OAUTH_EVENTS,
+        REDIRECT_PATH,
+        SUBSCRIBED_EVENTS,
+        bot_scopes,
+    )
 
     slack = settings.slack
     socket = slack.mode == "socket"
@@ -63,9 +69,14 @@ def build_manifest(
         "should_escape": True,
     }
     interactivity: dict[str, Any] = {"is_enabled": True}
-    events: dict[str, Any] = {
-        "bot_events": sorted({e for names, _ in SUBSCRIBED_EVENTS.values() for e in names})
-    }
+    bot_events = {e for names, _ in SUBSCRIBED_EVENTS.values() for e in names}
+    oauth_config: dict[str, Any] = {"scopes": {"bot": bot_scopes()}}
+    if slack.oauth:
+        # One app, many workspaces: Slack sends installers back here, and tells us when a
+        # workspace uninstalls so its token is deleted.
+        bot_events.update(OAUTH_EVENTS)
+        oauth_config["redirect_urls"] = [base + REDIRECT_PATH]
+    events: dict[str, Any] = {"bot_events": sorted(bot_events)}
     if not socket:
         command["url"] = request_url
         interactivity["request_url"] = request_url
@@ -90,7 +101,7 @@ def build_manifest(
             "bot_user": {"display_name": "Hearth", "always_online": True},
             "slash_commands": [command],
         },
-        "oauth_config": {"scopes": {"bot": bot_scopes()}},
+        "oauth_config": oauth_config,
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,

@@ -12,6 +12,9 @@ from sqlmodel import SQLModel
 
 TABLE_MODULES = [
     "storage.models",
+    "storage.reflections_models",
+    "storage.nudges_models",
+    "storage.slack_install_models",
 ]
 
 

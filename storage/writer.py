@@ -8,6 +8,13 @@ executemany in batches, in arrival order, inside one transaction per flush. Read
 If the database is unreachable, rows stay queued (up to ``max_buffer``) and the flush is retried
 with backoff; past the bound the writer logs loudly and refuses new rows instead of dropping
 queued ones silently.
+
+A batch the database refuses for its *content* (PostgreSQL rejects a NUL character in text or
+an id longer than its column; SQLite a broken foreign key) would otherwise be retried forever
+and block every later row. Such a batch is split until the offending rows are found; each is
+repaired once (NUL characters removed, over-long strings cut to the column's length) and, if
+the database still refuses it, logged as an error with its table and dropped, and counted.
+Connection errors are never treated this way: those rows wait for the database.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, update
+from sqlalchemy import String, Table, delete, insert, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,64 @@ class WriterStats:
     flushes: int = 0
     last_flush_seconds: float = 0.0
     failures: int = 0
+    #: Rows the database refused for their content even after repair (logged, then dropped).
+    rejected: int = 0
+    #: Rows written only after repair (NUL characters removed, over-long values cut).
+    repaired: int = 0
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        for attr in ("sqlstate", "pgcode"):
+            code = getattr(candidate, attr, None)
+            if isinstance(code, str) and code:
+                return code
+    return None
+
+
+def is_content_error(exc: BaseException) -> bool:
+    """True when the database refused the rows themselves, not the connection.
+
+    SQLSTATE classes 22 (data exception: a NUL byte, a value too long) and 23 (integrity
+    constraint) are about the rows; anything else (a lost connection, a locked SQLite file, a
+    missing table) is about the database and must not cost a row.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return False
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    code = _sqlstate(exc) if isinstance(exc, DBAPIError) else None
+    return code is not None and code[:2] in ("22", "23")
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message, without the SQL and its parameters (they may hold message text)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def repair_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with NUL characters removed and strings cut to their column's length."""
+    fixed = dict(row)
+    for name, value in row.items():
+        if not isinstance(value, str):
+            continue
+        value = value.replace("\x00", "")
+        column = table.c.get(name)
+        kind = column.type if column is not None else None
+        if isinstance(kind, TypeDecorator):  # sqlmodel's AutoString wraps a String
+            kind = kind.impl
+        length = kind.length if isinstance(kind, String) else None
+        if length:
+            value = value[:length]
+        fixed[name] = value
+    return fixed
+
+
+def _size(op: _Op) -> int:
+    """Rows an op counts for in the buffer (deletes and updates count one)."""
+    return len(op.rows) if op.kind in ("upsert_ignore", "upsert") else 1
 
 
 class BatchWriter:
@@ -60,6 +127,8 @@ class BatchWriter:
         flush_ms: int = 200,
         max_buffer: int = 100_000,
         on_flush: Callable[[int, float], None] | None = None,
+        on_reject: Callable[[str, int], None] | None = None,
+        retry_backoff: float = 0.5,
     ) -> None:
         self._engine = engine
         self._batch_size = batch_size
@@ -76,6 +145,9 @@ class BatchWriter:
         self._task: asyncio.Task | None = None
         self._closed = False
         self._on_flush = on_flush
+        self._on_reject = on_reject
+        #: First wait (seconds) before the background task retries a failed flush; doubles.
+        self.retry_backoff = retry_backoff
         self.stats = WriterStats()
         dialect = engine.dialect.name
         if dialect == "sqlite":
@@ -89,6 +161,10 @@ class BatchWriter:
     @property
     def pending(self) -> int:
         return self._pending_rows
+
+    @property
+    def max_buffer(self) -> int:
+        return self._max_buffer
 
     def start(self) -> None:
         if self._task is None:
@@ -105,6 +181,14 @@ class BatchWriter:
                 self._pending_rows,
             )
             raise BufferFull(f"{self._pending_rows} rows pending")
+
+    def ensure_room(self, rows: int) -> None:
+        """Raise :class:`BufferFull` now unless ``rows`` more rows fit.
+
+        A caller that queues several rows for one event checks first, so an event is queued
+        whole or not at all (never a contribution without its edges).
+        """
+        self._check_room(rows)
 
     def _append(self, op: _Op, n: int) -> None:
         self._ops.append(op)
@@ -186,13 +270,15 @@ class BatchWriter:
                 async with self._engine.begin() as conn:
                     for op in ops:
                         await self._execute(conn, op)
-            except BaseException:
-                # Put the batch back in front so nothing is lost; the caller or the writer
-                # task retries. CancelledError lands here too (shutdown mid-flush).
-                self._ops = ops + self._ops
-                self._pending_rows += count
-                self.stats.failures += 1
-                raise
+            except BaseException as exc:
+                if not (isinstance(exc, Exception) and is_content_error(exc)):
+                    # Put the batch back in front so nothing is lost; the caller or the writer
+                    # task retries. CancelledError lands here too (shutdown mid-flush).
+                    self._ops = ops + self._ops
+                    self._pending_rows += count
+                    self.stats.failures += 1
+                    raise
+                count -= await self._isolate(ops, exc)
             elapsed = time.perf_counter() - started
             self.stats.rows_written += count
             self.stats.flushes += 1
@@ -200,6 +286,93 @@ class BatchWriter:
             if self._on_flush is not None:
                 self._on_flush(count, elapsed)
             return count
+
+    async def _isolate(self, ops: list[_Op], first: Exception) -> int:
+        """Write ``ops`` one by one, bisecting refused ones; returns how many rows were dropped.
+
+        Each op gets its own transaction here (only after a content error: a rare path). A
+        connection error on the way puts the op in hand and all later ones back in the queue;
+        rewriting the part already committed is harmless, every op is idempotent (inserts
+        ignore conflicts, upserts overwrite with the same values).
+        """
+        log.warning(
+            "the database refused a batch (%s); looking for the rows at fault", _reason(first)
+        )
+        dropped = 0
+        for index, op in enumerate(ops):
+            try:
+                if op.kind in ("upsert_ignore", "upsert"):
+                    dropped += await self._write_rows(op, op.rows)
+                else:
+                    try:
+                        async with self._engine.begin() as conn:
+                            await self._execute(conn, op)
+                    except Exception as exc:
+                        if not is_content_error(exc):
+                            raise
+                        log.error(
+                            "the database refused a %s on %s; skipping it: %s",
+                            op.kind,
+                            op.table.name,
+                            _reason(exc),
+                        )
+                        self._rejected(op.table.name, 1)
+                        dropped += 1
+            except BaseException:
+                rest = ops[index:]
+                self._ops = rest + self._ops
+                self._pending_rows += sum(_size(o) for o in rest)
+                self.stats.failures += 1
+                raise
+        return dropped
+
+    async def _write_rows(self, op: _Op, rows: list[dict[str, Any]]) -> int:
+        """Write rows in one transaction; on a content error split them in halves, down to
+        single rows, which are repaired once and otherwise dropped. Returns rows dropped."""
+        part = _Op(op.kind, op.table, rows, keys=op.keys, overwrite=op.overwrite)
+        try:
+            async with self._engine.begin() as conn:
+                await self._execute(conn, part)
+            return 0
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            error = exc
+        if len(rows) > 1:
+            middle = len(rows) // 2
+            return await self._write_rows(op, rows[:middle]) + await self._write_rows(
+                op, rows[middle:]
+            )
+        fixed = repair_row(op.table, rows[0])
+        if fixed != rows[0]:
+            part = _Op(op.kind, op.table, [fixed], keys=op.keys, overwrite=op.overwrite)
+            try:
+                async with self._engine.begin() as conn:
+                    await self._execute(conn, part)
+                self.stats.repaired += 1
+                log.warning(
+                    "wrote a %s row after removing NUL characters or cutting over-long values",
+                    op.table.name,
+                )
+                return 0
+            except Exception as exc:
+                if not is_content_error(exc):
+                    raise
+                error = exc
+        log.error(
+            "the database refused a %s row for its content, even repaired; dropping it "
+            "(columns: %s): %s",
+            op.table.name,
+            ", ".join(sorted(rows[0])),
+            _reason(error),
+        )
+        self._rejected(op.table.name, 1)
+        return 1
+
+    def _rejected(self, table: str, rows: int) -> None:
+        self.stats.rejected += rows
+        if self._on_reject is not None:
+            self._on_reject(table, rows)
 
     async def _execute(self, conn, op: _Op) -> None:
         if op.kind == "upsert_ignore":
@@ -223,7 +396,7 @@ class BatchWriter:
             await conn.execute(update(op.table).where(op.where).values(**op.values))
 
     async def _run(self) -> None:
-        backoff = 0.5
+        failed = 0  # consecutive failed flushes: the wait doubles with each
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
@@ -232,17 +405,18 @@ class BatchWriter:
             self._wake.clear()
             try:
                 await self.flush()
-                backoff = 0.5
+                failed = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
+                backoff = min(self.retry_backoff * 2**failed, 30.0)
+                failed += 1
                 log.exception(
                     "database write failed; %s rows kept in memory, retrying in %.1fs",
                     self._pending_rows,
                     backoff,
                 )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
 
     async def close(self) -> None:
         """Stop the task and flush what is left (called on SIGINT/SIGTERM)."""

@@ -12,8 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("discord", "slack_bolt", "slack_sdk", "apscheduler", "bot.adapters")
-CORE = ["bot.engine", "bot.events", "bot.actions", "bot.commands", "bot.jobs", "bot.policy",
-        "bot.quiet", "bot.classify"]
+CORE = [
+    "bot.engine",
+    "bot.events",
+    "bot.actions",
+    "bot.commands",
+    "bot.jobs",
+    "bot.policy",
+    "bot.quiet",
+    "bot.classify",
+]
 
 
 def cog_modules() -> list[str]:
@@ -26,8 +34,9 @@ def imported_by(module: str) -> list[str]:
         f"importlib.import_module({module!r})\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -43,8 +52,9 @@ def test_engine_cogs_and_types_import_no_platform_code():
         f"for m in {modules!r}: importlib.import_module(m)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert offending(json.loads(out.stdout), FORBIDDEN) == []
 
 
@@ -55,8 +65,9 @@ def test_storage_imports_nothing_from_bot():
         f"for m in {storage_modules!r}: importlib.import_module(m)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert offending(json.loads(out.stdout), ("bot",)) == []
 
 
@@ -66,5 +77,7 @@ def test_the_check_itself_can_fail():
 
 
 def test_no_module_is_named_after_a_dependency():
-    names = {p.stem for p in ROOT.glob("bot/**/*.py")} | {p.stem for p in ROOT.glob("storage/**/*.py")}
+    names = {p.stem for p in ROOT.glob("bot/**/*.py")} | {
+        p.stem for p in ROOT.glob("storage/**/*.py")
+    }
     assert not names & {"discord", "slack_bolt", "slack_sdk", "logging", "sqlalchemy", "typer"}

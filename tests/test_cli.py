@@ -100,17 +100,27 @@ def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path):
 
 
 def test_python_m_bot_help():
-    out = subprocess.run([sys.executable, "-m", "bot", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0
     for command in ("demo", "console", "run", "db"):
         assert command in out.stdout
 
 
 def test_demo_runs_and_leaves_its_database(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bot", "demo", "--quiet"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"})
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Contributions by kind" in result.stdout
     assert "Per-learner participation" in result.stdout

@@ -31,8 +31,12 @@ class Proc:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.p = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(config)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.lines: list[str] = []
         self.err: list[str] = []
@@ -87,9 +91,11 @@ def write_config(tmp_path: Path, name: str, url: str, schema: str, **scheduler) 
     path = tmp_path / f"{name}.toml"
     path.write_text(
         f'[storage]\ndatabase_url = "{url}"\npg_schema = "{schema}"\nflush_ms = 50\n'
-        "[scheduler]\nclaim_lease_seconds = 5\n" + extra +
+        "[scheduler]\nclaim_lease_seconds = 5\n"
+        + extra
+        +
         # Quiet hours off: the processes run on the real clock, at any hour.
-        '[nudges.quiet_hours]\nstart = 00:00:00\nend = 00:00:00\n'
+        "[nudges.quiet_hours]\nstart = 00:00:00\nend = 00:00:00\n"
     )
     return path
 
@@ -98,8 +104,10 @@ def query(url: str, schema: str, sql: str):
     async def _go():
         import asyncpg
 
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"),
-                                     server_settings={"search_path": schema})
+        conn = await asyncpg.connect(
+            url.replace("postgresql+asyncpg://", "postgresql://"),
+            server_settings={"search_path": schema},
+        )
         try:
             return await conn.fetch(sql)
         finally:
@@ -112,8 +120,13 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
     url, schema = pg_schema
     # Migrate once up front, as `hearth db upgrade` would, so the processes start together.
     config = write_config(tmp_path, "p", url, schema)
-    subprocess.run([sys.executable, "-m", "bot", "db", "upgrade", "--config", str(config)],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(config)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     procs = [Proc(config) for _ in range(3)]
     try:
         # All three are up (console numbering read from the shared database) before the first
@@ -121,9 +134,14 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
         for proc in procs:
             proc.wait_for("Hearth is running", stream="err")
         script = [
-            ":as alice", "/course mirror on", "I think spaced practice works (Cepeda, 2006)",
-            ":as bob", "/course mirror on", ":reply 1 Thanks alice, great point!",
-            ":as carol", ":react 1 🎉",
+            ":as alice",
+            "/course mirror on",
+            "I think spaced practice works (Cepeda, 2006)",
+            ":as bob",
+            "/course mirror on",
+            ":reply 1 Thanks alice, great point!",
+            ":as carol",
+            ":react 1 🎉",
         ]
         for proc in procs:
             proc.send(*script)
@@ -138,8 +156,7 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
         assert [r["message_id"] for r in contributions] == ["1", "2"]
         edges = query(url, schema, "SELECT kind FROM edge ORDER BY 1")
         assert [r["kind"] for r in edges] == ["reaction", "reply"]
-        claims = query(url, schema,
-                       "SELECT status FROM job_claim WHERE job = 'summaries.mirror'")
+        claims = query(url, schema, "SELECT status FROM job_claim WHERE job = 'summaries.mirror'")
         assert [r["status"] for r in claims] == ["done"]
         dms = [line for proc in procs for line in proc.dms()]
         recipients = sorted(line.split("]")[0].split()[-1] for line in dms)
@@ -155,8 +172,13 @@ def test_killed_process_claim_expires_and_another_completes(pg_schema, tmp_path)
     url, schema = pg_schema
     slow = write_config(tmp_path, "slow", url, schema, debug_job_delay_seconds=30)
     fast = write_config(tmp_path, "fast", url, schema)
-    subprocess.run([sys.executable, "-m", "bot", "db", "upgrade", "--config", str(fast)],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(fast)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     victim = Proc(slow)
     survivor = Proc(fast)
     try:

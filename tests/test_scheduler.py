@@ -41,8 +41,13 @@ class DailyCog(Cog):
         place = PlaceRef("console", tick.community_id, "general")
         if self.gate is not None:
             await self.gate.wait()
-        return [PostMessage(place=place, text=f"good morning {tick.period}",
-                            dedupe_key=f"daily:{tick.community_id}:{tick.period}")]
+        return [
+            PostMessage(
+                place=place,
+                text=f"good morning {tick.period}",
+                dedupe_key=f"daily:{tick.community_id}:{tick.period}",
+            )
+        ]
 
     async def erase_member(self, community_id, member_id):
         return None
@@ -78,28 +83,34 @@ def posts(session):
 def test_dst_spring_forward_and_fall_back_keep_local_time():
     trigger = trigger_for(JobSpec("x", "0 9 * * *", None), "Europe/London")
     # Spring: clocks go forward on 2026-03-29; 09:00 local is 09:00 UTC before, 08:00 after.
-    spring = fire_times(trigger, datetime(2026, 3, 27, 12, tzinfo=UTC),
-                        datetime(2026, 3, 31, 12, tzinfo=UTC))
+    spring = fire_times(
+        trigger, datetime(2026, 3, 27, 12, tzinfo=UTC), datetime(2026, 3, 31, 12, tzinfo=UTC)
+    )
     assert [t.astimezone(UTC).hour for t in spring] == [9, 8, 8, 8]
     assert all(t.astimezone(ZoneInfo("Europe/London")).hour == 9 for t in spring)
     # Autumn: clocks go back on 2026-10-25; 08:00 UTC before, 09:00 UTC after.
-    autumn = fire_times(trigger, datetime(2026, 10, 23, 12, tzinfo=UTC),
-                        datetime(2026, 10, 27, 12, tzinfo=UTC))
+    autumn = fire_times(
+        trigger, datetime(2026, 10, 23, 12, tzinfo=UTC), datetime(2026, 10, 27, 12, tzinfo=UTC)
+    )
     assert [t.astimezone(UTC).hour for t in autumn] == [8, 9, 9, 9]
     # A run at 01:30 on the night clocks go back exists twice in local time; it runs once.
     night = trigger_for(JobSpec("x", "30 1 * * *", None), "Europe/London")
-    runs = fire_times(night, datetime(2026, 10, 24, 12, tzinfo=UTC),
-                      datetime(2026, 10, 25, 12, tzinfo=UTC))
+    runs = fire_times(
+        night, datetime(2026, 10, 24, 12, tzinfo=UTC), datetime(2026, 10, 25, 12, tzinfo=UTC)
+    )
     assert len({period_of(t) for t in runs}) == len(runs) >= 1
 
 
 def test_southern_hemisphere_dst():
     trigger = trigger_for(JobSpec("x", "0 9 * * mon", None), "Australia/Sydney")
     # Sydney leaves DST on 2026-04-05 (UTC+11 -> +10) and enters it on 2026-10-04.
-    april = fire_times(trigger, datetime(2026, 3, 25, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC))
+    april = fire_times(
+        trigger, datetime(2026, 3, 25, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC)
+    )
     assert [(t.astimezone(UTC).day, t.astimezone(UTC).hour) for t in april] == [(29, 22), (5, 23)]
-    october = fire_times(trigger, datetime(2026, 9, 25, tzinfo=UTC),
-                         datetime(2026, 10, 10, tzinfo=UTC))
+    october = fire_times(
+        trigger, datetime(2026, 9, 25, tzinfo=UTC), datetime(2026, 10, 10, tzinfo=UTC)
+    )
     assert [t.astimezone(UTC).hour for t in october] == [23, 22]
 
 

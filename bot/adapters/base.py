@@ -17,5 +17,11 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
     async def send(self, action: Action, origin: Event | None) -> None:
-        """Carry out one action. ``origin`` is the event being answered (for replies)."""
+        """Carry out one action. ``origin`` is the event being answered (for replies).
+
+        A :class:`~bot.actions.PostMessage` with a ``tag`` asks for the new message's id: an
+        adapter that knows it stores it as ``self.tagged[action.tag] = message_id`` (a plain
+        dict attribute); the runtime takes it from there and tells the cogs (reflection
+        prompts use it to recognise replies in their thread).
+        """
         ...

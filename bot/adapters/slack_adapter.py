@@ -27,6 +27,14 @@ message of every channel it knows (``conversations.list`` plus Hearth's channel 
 listening, it replays ``conversations.history`` and ``conversations.replies`` after those
 marks (at most ``catch_up_limit`` messages per channel) through the same queue and dedupe.
 
+Many workspaces (``[slack] oauth = true``): bolt serves Slack's install flow at
+``/slack/install`` and ``/slack/oauth_redirect`` and keeps each workspace's bot token in
+Hearth's database (:mod:`bot.adapters.slack_install_store`), so every process sharing it serves
+every workspace. Each workspace then gets its own Web API client and directory
+(:class:`Workspace`): events are enriched, and actions sent, with the token of the workspace
+(community) they belong to. A direct message with no event behind it (a scheduled nudge) goes
+through the workspace the member was seen in.
+
 Known limit: actions an event causes are sent by the worker before it takes the next event,
 so a long ``Retry-After`` on such a send holds the queue for that long (commands, buttons
 and scheduled jobs are not affected).
@@ -38,12 +46,13 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -64,6 +73,7 @@ from bot.actions import (
     Reply,
 )
 from bot.adapters import slack_blocks
+from bot.adapters.slack_install_store import HearthInstallationStore, HearthOAuthStateStore
 from bot.adapters.slack_support import (
     ChannelMark,
     ChannelPacer,
@@ -103,6 +113,13 @@ log = logging.getLogger(__name__)
 
 #: One URL for events, slash commands and interactivity (the manifest points all three here).
 EVENTS_PATH = "/slack/events"
+#: OAuth (``[slack] oauth = true``): where installers start, and where Slack sends them back.
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+#: Events an OAuth app also subscribes to, so an uninstall removes the stored token.
+OAUTH_EVENTS = ("app_uninstalled", "tokens_revoked")
+#: Web API errors after which a workspace's cached client (and token) is dropped and re-read.
+AUTH_ERRORS = frozenset({"invalid_auth", "token_revoked", "token_expired", "account_inactive"})
 
 #: Events API types the adapter subscribes to -> (manifest bot events, bot scopes they need).
 SUBSCRIBED_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -168,6 +185,24 @@ class SlackDeliveryError(RuntimeError):
     """Slack did not take a message (after the retry handlers had their go)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OAuthCredentials:
+    """The app's OAuth client id and secret (``[slack] oauth = true``)."""
+
+    client_id: str
+    client_secret: str
+
+
+@dataclass(slots=True)
+class Workspace:
+    """One workspace the adapter acts in: its Web API client (token), lookups and bot user."""
+
+    team_id: str | None
+    client: AsyncWebClient
+    directory: SlackDirectory
+    bot_user_id: str | None = None
+
+
 def emoji_name(emoji: str) -> str:
     """``"🎉"`` or ``":tada:"`` -> ``"tada"`` for reactions.add."""
     emoji = emoji.strip()
@@ -201,9 +236,10 @@ class SlackAdapter:
         self,
         hearth: HearthApp,
         *,
-        bot_token: str,
+        bot_token: str | None,
         signing_secret: str | None = None,
         app_token: str | None = None,
+        oauth: OAuthCredentials | None = None,
     ) -> None:
         self.hearth = hearth
         self.settings: SlackSettings = hearth.settings.slack
@@ -213,6 +249,7 @@ class SlackAdapter:
         self.clock = hearth.clock
         self.mode = self.settings.mode
         self.app_token = app_token
+        self.oauth = oauth
         self.retry_handlers: list[AsyncRetryHandler] = [
             AsyncConnectionErrorRetryHandler(max_retry_count=self.settings.max_retries),
             AsyncRateLimitErrorRetryHandler(max_retry_count=self.settings.max_retries),
@@ -223,6 +260,28 @@ class SlackAdapter:
             base_url=self.settings.api_base_url,
             retry_handlers=list(self.retry_handlers),
         )
+        self.installations: HearthInstallationStore | None = None
+        oauth_settings = None
+        if oauth is not None:
+            # bolt answers /slack/install and /slack/oauth_redirect, and authorises every
+            # request with the bot token stored for its workspace; the default client (no
+            # token) only calls oauth.v2.access.
+            self.installations = HearthInstallationStore(
+                self.store, oauth.client_id, self.clock, on_change=self.forget_workspace
+            )
+            public = self.settings.public_url.rstrip("/")
+            oauth_settings = AsyncOAuthSettings(
+                client_id=oauth.client_id,
+                client_secret=oauth.client_secret,
+                scopes=bot_scopes(),
+                user_scopes=[],
+                redirect_uri=public + REDIRECT_PATH if public else None,
+                install_path=INSTALL_PATH,
+                redirect_uri_path=REDIRECT_PATH,
+                installation_store=self.installations,
+                installation_store_bot_only=True,
+                state_store=HearthOAuthStateStore(self.store, self.clock),
+            )
         # The token lives on the client: bolt ignores AsyncApp(token=...) when given a client.
         # process_before_response: listeners only ack, check and queue, so answering after them
         # is immediate and skips bolt's 10 ms polling for a background ack.
@@ -232,8 +291,13 @@ class SlackAdapter:
             request_verification_enabled=self.mode == "http",
             process_before_response=True,
             name="hearth",
+            oauth_settings=oauth_settings,
+            installation_store_bot_only=True if oauth is not None else None,
         )
         self.directory = SlackDirectory(self.client, self.settings.user_cache_seconds)
+        #: The single-token workspace (team filled in at start); OAuth workspaces by team id.
+        self.default = Workspace(None, self.client, self.directory)
+        self.workspaces: dict[str, Workspace] = {}
         self.pacer = ChannelPacer(self.settings.post_interval_seconds)
         self.recent = RecentKeys()
         self.team_id: str | None = None
@@ -247,14 +311,14 @@ class SlackAdapter:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._response_urls: dict[str, list[Any]] = {}  # interaction key -> [url, uses]
-        self._dm_channels: dict[str, str] = {}
+        self._dm_channels: dict[tuple[str, str], str] = {}  # (team, user) -> DM channel
         self._known_channels: set[tuple[str, str]] = set()
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._socket: Any = None
-        self._catch_up_plan: list[ChannelMark] = []
+        self._catch_up_plan: list[tuple[Workspace, ChannelMark]] = []
         self.catch_up_task: asyncio.Task[int] | None = None
-        self._senders: dict[type, Callable[[Any, Event | None], Awaitable[None]]] = {
+        self._senders: dict[type, Callable[[Any, Event | None, Workspace], Awaitable[None]]] = {
             Reply: self._send_reply,
             PostMessage: self._send_post,
             DirectMessage: self._send_dm,
@@ -275,6 +339,10 @@ class SlackAdapter:
         self.bolt.command(self.settings.command)(self._on_command)
         # Button action ids are "<cog>:<what>"; the engine routes them by that prefix.
         self.bolt.action(re.compile(r"^[a-z_]+:"))(self._on_action)
+        if self.oauth is not None:
+            # app_uninstalled / tokens_revoked delete the stored token (bolt's built-in
+            # listeners over our installation store, which then drops the cached client).
+            self.bolt.enable_token_revocation_listeners()
 
     def _first_delivery(self, key: str | None, request: Any = None) -> bool:
         if not key or self.recent.first_time(key):
@@ -288,15 +356,21 @@ class SlackAdapter:
         )
         return False
 
-    async def _on_event(self, body: dict[str, Any], request: Any) -> None:
+    async def _on_event(self, body: dict[str, Any], request: Any, context: Any = None) -> None:
         event_id = body.get("event_id")
         if not self._first_delivery(f"ev:{event_id}" if event_id else None, request):
             return
+        # Each workspace has its own bot user; bolt's authorisation found this one's.
+        bot_user_id = getattr(context, "bot_user_id", None) or self.bot_user_id
         try:
-            event = translate_event(body, bot_user_id=self.bot_user_id)
+            event = translate_event(body, bot_user_id=bot_user_id)
         except TranslationError as exc:
             self.dropped += 1
             log.warning("dropping a malformed Slack event %s: %s", event_id, exc)
+            return
+        except Exception:  # noqa: BLE001 - a payload nobody planned for: log, never escape
+            self.dropped += 1
+            log.exception("dropping a Slack event %s the translator could not read", event_id)
             return
         if event is None:
             return
@@ -306,7 +380,7 @@ class SlackAdapter:
             return
         team_join_user = body.get("event", {}).get("user")
         if isinstance(team_join_user, Mapping):
-            self.directory.remember_user(team_join_user)
+            self._directory_for(_team_of(event)).remember_user(team_join_user)
         self._inbound.put_nowait(event)
 
     async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -335,6 +409,10 @@ class SlackAdapter:
             self.dropped += 1
             log.warning("dropping a malformed slash command: %s", exc)
             return
+        except Exception:  # noqa: BLE001 - never let a payload escape the listener
+            self.dropped += 1
+            log.exception("dropping a slash command the translator could not read")
+            return
         self._spawn(self._run_interactions([event], body.get("response_url")))
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
@@ -351,7 +429,71 @@ class SlackAdapter:
             self.dropped += 1
             log.warning("dropping a malformed block action: %s", exc)
             return
+        except Exception:  # noqa: BLE001 - never let a payload escape the listener
+            self.dropped += 1
+            log.exception("dropping a block action the translator could not read")
+            return
         self._spawn(self._run_interactions(events, body.get("response_url")))
+
+    # -- workspaces -----------------------------------------------------------------------------
+
+    def _new_client(self, token: str) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token,
+            base_url=self.settings.api_base_url,
+            retry_handlers=list(self.retry_handlers),
+            session=self._http,
+        )
+
+    def _directory_for(self, team_id: str | None) -> SlackDirectory:
+        ws = self.workspaces.get(team_id or "")
+        return ws.directory if ws is not None else self.directory
+
+    async def workspace(self, team_id: str | None) -> Workspace:
+        """The workspace (client, directory, bot user) of a community.
+
+        With one bot token every community is the default workspace; with OAuth the token
+        stored for the team is read once and its client cached until the token changes.
+        """
+        if self.installations is None:
+            return self.default
+        if team_id:
+            cached = self.workspaces.get(team_id)
+            if cached is not None:
+                return cached
+            found = await self.installations.token_for(team_id)
+            if found is not None:
+                client = self._new_client(found[0])
+                directory = SlackDirectory(client, self.settings.user_cache_seconds)
+                ws = Workspace(team_id, client, directory, found[1] or None)
+                self.workspaces[team_id] = ws
+                return ws
+        raise SlackDeliveryError(f"Hearth is not installed in the Slack workspace {team_id!r}")
+
+    def forget_workspace(self, team_id: str) -> None:
+        """Drop a cached workspace client (its token was replaced, revoked or refused)."""
+        self.workspaces.pop(team_id, None)
+        self._dm_channels = {k: v for k, v in self._dm_channels.items() if k[0] != team_id}
+
+    async def _workspace_for(self, action: Action, origin: Event | None) -> Workspace:
+        if self.installations is None:
+            return self.default
+        place = getattr(action, "place", None)
+        team = place.community_id if isinstance(place, PlaceRef) else _team_of(origin)
+        if team is None and isinstance(action, DirectMessage):
+            # A scheduled DM has no event behind it: the member's workspace is where they
+            # were seen (Slack user ids are unique across workspaces).
+            team = await self.installations.community_of_member(action.member.id)
+        return await self.workspace(team)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows about Slack: mode, workspaces in use, events waiting."""
+        return {
+            "mode": self.mode,
+            "oauth": self.installations is not None,
+            "workspaces": len(self.workspaces) if self.installations else int(bool(self.team_id)),
+            "queued_events": self._inbound.qsize(),
+        }
 
     # -- inbound processing ------------------------------------------------------------------
 
@@ -389,9 +531,9 @@ class SlackAdapter:
             for key in keys:
                 self._response_urls.pop(key, None)
 
-    async def member(self, ref: MemberRef) -> MemberRef:
+    async def member(self, ref: MemberRef, ws: Workspace | None = None) -> MemberRef:
         """``ref`` with the name, time zone and facilitator flag the workspace knows."""
-        user = await self.directory.user(ref.id)
+        user = await (ws or self.default).directory.user(ref.id)
         facilitator = ref.is_facilitator or ref.id in self.settings.facilitator_user_ids
         if user is None:
             return replace(ref, is_facilitator=facilitator)
@@ -406,14 +548,14 @@ class SlackAdapter:
             is_facilitator=facilitator,
         )
 
-    async def _place(self, place: PlaceRef) -> PlaceRef:
+    async def _place(self, place: PlaceRef, ws: Workspace) -> PlaceRef:
         """Add the channel name (settings may name channels) and note the channel for catch-up."""
         if place.is_direct or place.channel_id == "app_home":
             return place
         key = (place.community_id, place.channel_id)
         name = place.channel_name
         if not name:
-            info = await self.directory.channel(place.channel_id)
+            info = await ws.directory.channel(place.channel_id)
             name = str(info.get("name") or "") if info else ""
         if key not in self._known_channels:
             self._known_channels.add(key)
@@ -424,19 +566,25 @@ class SlackAdapter:
         return replace(place, channel_name=name) if name != place.channel_name else place
 
     async def _enrich(self, event: Event) -> Event:
+        ws = await self.workspace(_team_of(event))
         changes: dict[str, Any] = {}
         for attr in ("author", "member"):
             ref = getattr(event, attr, None)
             if isinstance(ref, MemberRef):
-                changes[attr] = await self.member(ref)
+                changes[attr] = await self.member(ref, ws)
         place = getattr(event, "place", None)
         if isinstance(place, PlaceRef):
-            changes["place"] = await self._place(place)
+            changes["place"] = await self._place(place, ws)
         return replace(event, **changes) if changes else event
 
     async def publish_home(self, team_id: str, user_id: str) -> None:
         """Show the learner their participation mirror (what ``/course me`` says) on App Home."""
-        member = await self.member(MemberRef(PLATFORM, user_id))
+        try:
+            ws = await self.workspace(team_id)
+        except SlackDeliveryError as exc:
+            log.warning("App Home not published: %s", exc)
+            return
+        member = await self.member(MemberRef(PLATFORM, user_id), ws)
         if member.is_bot:
             return
         now = self.clock.now()
@@ -456,7 +604,7 @@ class SlackAdapter:
         )
         view = slack_blocks.home_view("Your participation", text or "Nothing yet.", footer)
         try:
-            await self.client.views_publish(user_id=user_id, view=view)
+            await ws.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             log.error("views.publish for %s failed: %s", user_id, exc.response.get("error"))
 
@@ -467,21 +615,30 @@ class SlackAdapter:
         # otherwise open a new connection per call).
         self._http = aiohttp.ClientSession()
         self.client.session = self._http
-        try:
-            auth = await self.client.auth_test()
-        except SlackApiError as exc:
-            await self._http.close()
-            raise ConfigError(
-                f"Slack refused the bot token in {self.settings.bot_token_env}: "
-                f"{exc.response.get('error')}"
-            ) from None
-        self.team_id = auth.get("team_id")
-        self.bot_user_id = auth.get("user_id")
-        log.info("Slack: connected to workspace %s as %s", self.team_id, self.bot_user_id)
-        if self.settings.catch_up_limit > 0 and self.team_id:
+        if self.installations is None:
+            try:
+                auth = await self.client.auth_test()
+            except SlackApiError as exc:
+                await self._http.close()
+                raise ConfigError(
+                    f"Slack refused the bot token in {self.settings.bot_token_env}: "
+                    f"{exc.response.get('error')}"
+                ) from None
+            self.team_id = auth.get("team_id")
+            self.bot_user_id = auth.get("user_id")
+            self.default.team_id, self.default.bot_user_id = self.team_id, self.bot_user_id
+            log.info("Slack: connected to workspace %s as %s", self.team_id, self.bot_user_id)
+        else:
+            installed = await self.installations.installed()
+            log.info(
+                "Slack: OAuth app installed in %d workspace(s); new installs at %s",
+                len(installed),
+                INSTALL_PATH,
+            )
+        if self.settings.catch_up_limit > 0:
             # Marks first, listeners second: a live message stored before the marks were read
             # would hide the gap behind it.
-            self._catch_up_plan = await plan_catch_up(self.client, self.store, self.team_id)
+            self._catch_up_plan = await self._plan_catch_up()
         self._worker = asyncio.create_task(self._work())
         if self.mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -542,16 +699,34 @@ class SlackAdapter:
 
     async def catch_up(self) -> int:
         """Run the catch-up planned at start (tests and the CLI may call it again)."""
-        if self.team_id is None:
-            return 0
-        plan = await plan_catch_up(self.client, self.store, self.team_id)
-        return await self._catch_up(plan)
+        return await self._catch_up(await self._plan_catch_up())
 
-    async def _catch_up(self, plan: Sequence[ChannelMark]) -> int:
-        total = 0
-        for mark in plan:
+    async def _plan_catch_up(self) -> list[tuple[Workspace, ChannelMark]]:
+        """Catch-up marks of every workspace: the one of the bot token, or every installed one."""
+        if self.installations is None:
+            workspaces = [self.default] if self.team_id else []
+        else:
+            workspaces = []
+            for row in await self.installations.installed():
+                try:
+                    workspaces.append(await self.workspace(row["community_id"]))
+                except SlackDeliveryError:
+                    continue  # uninstalled meanwhile
+        plan: list[tuple[Workspace, ChannelMark]] = []
+        for ws in workspaces:
             try:
-                total += await self._catch_up_channel(mark)
+                marks = await plan_catch_up(ws.client, self.store, ws.team_id or "")
+            except SlackApiError as exc:
+                log.warning("catch-up of %s not planned: %s", ws.team_id, exc.response.get("error"))
+                continue
+            plan.extend((ws, mark) for mark in marks)
+        return plan
+
+    async def _catch_up(self, plan: Sequence[tuple[Workspace, ChannelMark]]) -> int:
+        total = 0
+        for ws, mark in plan:
+            try:
+                total += await self._catch_up_channel(ws, mark)
             except SlackApiError as exc:
                 log.warning("catch-up of %s failed: %s", mark.channel, exc.response.get("error"))
             except Exception:  # noqa: BLE001 - one channel must not stop the others
@@ -560,17 +735,17 @@ class SlackAdapter:
             log.info("Slack: caught up on %d messages missed while offline", total)
         return total
 
-    async def _catch_up_channel(self, mark: ChannelMark) -> int:
-        messages = await fetch_missed(self.client, mark, self.settings.catch_up_limit)
+    async def _catch_up_channel(self, ws: Workspace, mark: ChannelMark) -> int:
+        messages = await fetch_missed(ws.client, mark, self.settings.catch_up_limit)
         queued = 0
         for message in messages:
             try:
                 event = translate_message(
                     message,
-                    team_id=self.team_id or "",
+                    team_id=ws.team_id or "",
                     channel=mark.channel,
                     channel_type=mark.channel_type,
-                    bot_user_id=self.bot_user_id,
+                    bot_user_id=ws.bot_user_id,
                 )
             except TranslationError as exc:
                 log.warning("catch-up: skipping a malformed message in %s: %s", mark.channel, exc)
@@ -581,15 +756,17 @@ class SlackAdapter:
                 continue
             self._inbound.put_nowait(event)
             queued += 1
-            for reaction in self._history_reactions(message, event):
+            for reaction in self._history_reactions(message, event, ws.bot_user_id):
                 self._inbound.put_nowait(reaction)
         return queued
 
-    def _history_reactions(self, message: Mapping[str, Any], event: MessagePosted):
+    def _history_reactions(
+        self, message: Mapping[str, Any], event: MessagePosted, bot_user_id: str | None
+    ):
         """Reactions a history message carries (the edges' unique key drops repeats)."""
         for reaction in message.get("reactions") or []:
             for user in reaction.get("users") or []:
-                if user == self.bot_user_id or not reaction.get("name"):
+                if user == bot_user_id or not reaction.get("name"):
                     continue
                 yield ReactionAdded(
                     at=event.at,
@@ -607,8 +784,9 @@ class SlackAdapter:
         if sender is None:
             log.warning("the Slack adapter cannot send %s", type(action).__name__)
             return
+        ws = await self._workspace_for(action, origin)
         try:
-            await sender(action, origin)
+            await sender(action, origin, ws)
         except SlackApiError as exc:
             log.error(
                 "Slack refused %s: %s (status %s)",
@@ -616,13 +794,19 @@ class SlackAdapter:
                 exc.response.get("error"),
                 exc.response.status_code,
             )
+            if ws.team_id and exc.response.get("error") in AUTH_ERRORS:
+                self.forget_workspace(ws.team_id)  # re-read the token (reinstalled elsewhere?)
             raise
 
     async def _post(
-        self, channel: str, message: Mapping[str, Any], thread_ts: str | None = None
+        self,
+        ws: Workspace,
+        channel: str,
+        message: Mapping[str, Any],
+        thread_ts: str | None = None,
     ) -> Mapping[str, Any]:
         async with self.pacer.slot(channel):
-            return await self.client.chat_postMessage(
+            return await ws.client.chat_postMessage(
                 channel=channel,
                 text=message["text"],
                 blocks=message["blocks"],
@@ -632,6 +816,7 @@ class SlackAdapter:
 
     async def _upload(
         self,
+        ws: Workspace,
         channel: str,
         files: Sequence[FileAttachment],
         *,
@@ -645,11 +830,11 @@ class SlackAdapter:
             for f in files
         ]
         async with self.pacer.slot(channel):
-            await self.client.files_upload_v2(
+            await ws.client.files_upload_v2(
                 channel=channel, file_uploads=uploads, initial_comment=comment, thread_ts=thread_ts
             )
 
-    async def channel_id(self, value: str) -> str:
+    async def channel_id(self, value: str, ws: Workspace | None = None) -> str:
         """A channel id for a PlaceRef channel that may be ``<#C1|x>``, ``#name`` or a name."""
         match = _CHANNEL_REF.match(value)
         if match:
@@ -657,17 +842,19 @@ class SlackAdapter:
         bare = value.lstrip("#")
         if _CHANNEL_ID.match(bare):
             return bare
-        return await self.directory.channel_by_name(bare) or bare
+        return await (ws or self.default).directory.channel_by_name(bare) or bare
 
-    async def dm_channel(self, user_id: str) -> str:
-        channel = self._dm_channels.get(user_id)
+    async def dm_channel(self, user_id: str, ws: Workspace | None = None) -> str:
+        ws = ws or self.default
+        key = (ws.team_id or "", user_id)
+        channel = self._dm_channels.get(key)
         if channel is None:
-            opened = await self.client.conversations_open(users=user_id)
+            opened = await ws.client.conversations_open(users=user_id)
             channel = opened["channel"]["id"]
-            self._dm_channels[user_id] = channel
+            self._dm_channels[key] = channel
         return channel
 
-    async def _send_reply(self, action: Reply, origin: Event | None) -> None:
+    async def _send_reply(self, action: Reply, origin: Event | None, ws: Workspace) -> None:
         messages = slack_blocks.render_messages(action.text, action.rich, action.buttons)
         files = _files_of(action)
         key = _interaction_key(origin) if origin is not None else None
@@ -680,16 +867,18 @@ class SlackAdapter:
                 # Past response_url's five posts: private answers continue in a DM, public
                 # ones in the channel, so nothing is cut off.
                 if action.ephemeral and isinstance(member, MemberRef):
-                    target = await self.dm_channel(member.id)
+                    target = await self.dm_channel(member.id, ws)
                 elif isinstance(place, PlaceRef):
                     target = place.channel_id
                 else:
                     raise SlackDeliveryError("an answer outgrew its response_url")
                 for message in overflow:
-                    await self._post(target, message)
+                    await self._post(ws, target, message)
             if files and isinstance(member, MemberRef) and isinstance(place, PlaceRef):
-                target = await self.dm_channel(member.id) if action.ephemeral else place.channel_id
-                await self._upload(target, files)
+                target = (
+                    await self.dm_channel(member.id, ws) if action.ephemeral else place.channel_id
+                )
+                await self._upload(ws, target, files)
             return
         if isinstance(origin, MessagePosted | MessageEdited) and isinstance(member, MemberRef):
             channel = origin.place.channel_id
@@ -697,7 +886,7 @@ class SlackAdapter:
             thread_ts = split_message_id(thread)[1]
             for message in messages:
                 if action.ephemeral:
-                    await self.client.chat_postEphemeral(
+                    await ws.client.chat_postEphemeral(
                         channel=channel,
                         user=member.id,
                         text=message["text"],
@@ -705,8 +894,8 @@ class SlackAdapter:
                         thread_ts=thread_ts,
                     )
                 else:
-                    await self._post(channel, message, thread_ts)
-            await self._upload(channel, files, thread_ts=thread_ts)
+                    await self._post(ws, channel, message, thread_ts)
+            await self._upload(ws, channel, files, thread_ts=thread_ts)
             return
         raise SlackDeliveryError(
             f"a reply to {type(origin).__name__} has nowhere to go (no response_url or message)"
@@ -740,8 +929,8 @@ class SlackAdapter:
                 )
         return remaining
 
-    async def _send_post(self, action: PostMessage, origin: Event | None) -> None:
-        channel = await self.channel_id(action.place.channel_id)
+    async def _send_post(self, action: PostMessage, origin: Event | None, ws: Workspace) -> None:
+        channel = await self.channel_id(action.place.channel_id, ws)
         thread_ts = split_message_id(action.place.thread_id)[1] if action.place.thread_id else None
         text = action.text
         if action.as_thread_title and action.rich is None:
@@ -749,47 +938,58 @@ class SlackAdapter:
             text = f"{title}\n{text}" if text else title
         first: str | None = None
         for message in slack_blocks.render_messages(text, action.rich):
-            posted = await self._post(channel, message, thread_ts)
+            posted = await self._post(ws, channel, message, thread_ts)
             channel = posted.get("channel") or channel
             first = first or posted.get("ts")
         if action.tag and first:
             # The runtime hands this to the cogs (a reflection prompt's replies thread here).
             self.tagged[action.tag] = slack_message_id(channel, first)
-        await self._upload(channel, _files_of(action), thread_ts=thread_ts)
+        await self._upload(ws, channel, _files_of(action), thread_ts=thread_ts)
 
-    async def _send_dm(self, action: DirectMessage, origin: Event | None) -> None:
+    async def _send_dm(self, action: DirectMessage, origin: Event | None, ws: Workspace) -> None:
         try:
-            channel = await self.dm_channel(action.member.id)
+            channel = await self.dm_channel(action.member.id, ws)
             for message in slack_blocks.render_messages(action.text, action.rich, action.buttons):
-                await self._post(channel, message)
+                await self._post(ws, channel, message)
         except SlackApiError as exc:
-            if exc.response.get("error") in UNREACHABLE_ERRORS and self.team_id:
+            if exc.response.get("error") in UNREACHABLE_ERRORS and ws.team_id:
                 # Deactivated or gone: stop planning nudges for them instead of failing daily.
-                await self.store.set_member_fields(self.team_id, action.member.id, reachable=False)
+                await self.store.set_member_fields(ws.team_id, action.member.id, reachable=False)
             raise
         files = _files_of(action)
-        await self._upload(channel, files)
+        await self._upload(ws, channel, files)
 
-    async def _send_react(self, action: React, origin: Event | None) -> None:
+    async def _send_react(self, action: React, origin: Event | None, ws: Workspace) -> None:
         channel, ts = split_message_id(action.message_id)
         try:
-            await self.client.reactions_add(
+            await ws.client.reactions_add(
                 channel=channel, timestamp=ts, name=emoji_name(action.emoji)
             )
         except SlackApiError as exc:
             if exc.response.get("error") != "already_reacted":
                 raise
 
-    async def _send_attach(self, action: Attach, origin: Event | None) -> None:
-        channel = await self.channel_id(action.place.channel_id)
+    async def _send_attach(self, action: Attach, origin: Event | None, ws: Workspace) -> None:
+        channel = await self.channel_id(action.place.channel_id, ws)
         thread_ts = split_message_id(action.place.thread_id)[1] if action.place.thread_id else None
-        await self._upload(channel, [action.file], comment=action.text or None, thread_ts=thread_ts)
+        await self._upload(
+            ws, channel, [action.file], comment=action.text or None, thread_ts=thread_ts
+        )
 
 
 def _files_of(action: Reply | PostMessage | DirectMessage) -> list[FileAttachment]:
     """Attached files plus a rich message's image (Slack shows charts as uploaded files)."""
     image = action.rich.image if action.rich is not None else None
     return [*action.files, *([image] if image is not None else [])]
+
+
+def _team_of(event: Event | None) -> str | None:
+    """The workspace (community) an event belongs to."""
+    place = getattr(event, "place", None)
+    if isinstance(place, PlaceRef):
+        return place.community_id
+    community = getattr(event, "community_id", None)
+    return community if isinstance(community, str) else None
 
 
 def _interaction_key(event: Event | None) -> str | None:
@@ -801,12 +1001,28 @@ def _interaction_key(event: Event | None) -> str | None:
 
 
 def build_slack_adapter(app: HearthApp) -> SlackAdapter:
-    """The adapter for ``[slack]``: secrets from the environment, registered as secrets."""
+    """The adapter for ``[slack]``: secrets from the environment, registered as secrets.
+
+    With ``oauth = true`` there is no bot token to read: the client id and secret start the
+    install flow, and each workspace's token comes from the installation store.
+    """
     settings = app.settings.slack
+    bot_token: str | None = None
+    oauth: OAuthCredentials | None = None
     if settings.oauth:
-        log.warning("[slack] oauth = true is not supported yet; using the single bot token")
-    bot_token = secret(settings.bot_token_env)
-    register_secret(bot_token)
+        if settings.mode != "http":
+            raise ConfigError(
+                '[slack] oauth = true needs mode = "http": the install flow and every '
+                "workspace's events come over HTTP"
+            )
+        oauth = OAuthCredentials(
+            client_id=secret(settings.client_id_env),
+            client_secret=secret(settings.client_secret_env),
+        )
+        register_secret(oauth.client_secret)
+    else:
+        bot_token = secret(settings.bot_token_env)
+        register_secret(bot_token)
     signing_secret = app_token = None
     if settings.mode == "http":
         signing_secret = secret(settings.signing_secret_env)
@@ -815,12 +1031,17 @@ def build_slack_adapter(app: HearthApp) -> SlackAdapter:
         app_token = secret(settings.app_token_env)
         register_secret(app_token)
     return SlackAdapter(
-        app, bot_token=bot_token, signing_secret=signing_secret, app_token=app_token
+        app, bot_token=bot_token, signing_secret=signing_secret, app_token=app_token, oauth=oauth
     )
 
 
 __all__ = [
     "EVENTS_PATH",
+    "INSTALL_PATH",
+    "OAUTH_EVENTS",
+    "REDIRECT_PATH",
+    "OAuthCredentials",
+    "Workspace",
     "METHOD_SCOPES",
     "SUBSCRIBED_EVENTS",
     "SlackAdapter",

@@ -101,7 +101,10 @@ def ts_to_datetime(ts: Any) -> datetime:
     # Exact: a float would turn ".000100" into 99 microseconds now and then.
     whole = int(seconds)
     micros = int((seconds - whole) * 1_000_000)
-    return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=micros)
+    try:
+        return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=micros)
+    except (OverflowError, ValueError, OSError):  # past year 9999 or the platform's time_t
+        raise TranslationError(f"ts out of range {str(ts)[:40]!r}") from None
 
 
 def split_message_id(message_id: str) -> tuple[str, str]:
@@ -160,7 +163,9 @@ def command_text(text: str) -> str:
 
 def display_name(user: Mapping[str, Any]) -> str:
     """The name Slack shows for a user object (profile display name first)."""
-    profile = user.get("profile") or {}
+    profile = user.get("profile")
+    if not isinstance(profile, Mapping):
+        profile = {}
     for value in (
         profile.get("display_name"),
         profile.get("real_name"),
@@ -269,6 +274,10 @@ def translate_message(
         raise TranslationError("message without channel")
     channel_type = channel_type or message.get("channel_type")
     subtype = message.get("subtype")
+    if subtype is not None and not isinstance(subtype, str):
+        raise TranslationError("subtype is not a string")
+    if channel_type is not None and not isinstance(channel_type, str):
+        raise TranslationError("channel_type is not a string")
     if subtype == "message_changed":
         return _message_changed(message, team_id, channel, channel_type, bot_user_id, delivery_id)
     if subtype == "message_deleted":
@@ -494,7 +503,8 @@ def translate_command(form: Mapping[str, Any], *, at: datetime) -> CommandInvoke
     team = _required(form, "team_id", "command")
     user = _required(form, "user_id", "command")
     channel = _required(form, "channel_id", "command")
-    channel_name = form.get("channel_name") or ""
+    channel_name = form.get("channel_name")
+    channel_name = channel_name if isinstance(channel_name, str) else ""
     is_direct = channel.startswith("D") or channel_name in ("directmessage", "mpdm")
     if channel_name in ("directmessage", "privategroup", "mpdm"):
         channel_name = ""
@@ -523,6 +533,11 @@ def translate_block_actions(payload: Mapping[str, Any], *, at: datetime) -> list
         raise TranslationError("block_actions without team")
     channel = payload.get("channel")
     channel_id = channel.get("id") if isinstance(channel, Mapping) else None
+    if channel_id is not None and (not isinstance(channel_id, str) or not channel_id):
+        raise TranslationError("block_actions with a bad channel id")
+    actions = payload.get("actions") or []
+    if not isinstance(actions, list):
+        raise TranslationError("block_actions without a list of actions")
     member = MemberRef(PLATFORM, user["id"], str(user.get("username") or user.get("name") or ""))
     place = PlaceRef(
         PLATFORM,
@@ -532,7 +547,7 @@ def translate_block_actions(payload: Mapping[str, Any], *, at: datetime) -> list
     )
     trigger = payload.get("trigger_id")
     out = []
-    for action in payload.get("actions") or []:
+    for action in actions:
         if not isinstance(action, Mapping) or not isinstance(action.get("action_id"), str):
             raise TranslationError("block action without action_id")
         out.append(
