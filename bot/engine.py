@@ -350,6 +350,7 @@ class Engine:
                     type(event).__name__,
                     community_id,
                 )
+        await self.store.writer.backpressure()
         return actions
 
     async def _tick(self, tick: ScheduledTick) -> list[Action]:

@@ -146,6 +146,8 @@ class BatchWriter:
         self._closed = False
         self._on_flush = on_flush
         self._on_reject = on_reject
+        # True between a failed flush and the next successful one (outage in progress).
+        self._failing = False
         #: First wait (seconds) before the background task retries a failed flush; doubles.
         self.retry_backoff = retry_backoff
         self.stats = WriterStats()
@@ -165,6 +167,27 @@ class BatchWriter:
     @property
     def max_buffer(self) -> int:
         return self._max_buffer
+
+    async def backpressure(self) -> None:
+        """Slow producers down when the database falls behind, instead of filling the buffer.
+
+        Called after each event. Past two batches it yields once so the writer task can start
+        its flush (a producer that never awaits I/O would otherwise starve it); past eight it
+        waits for a flush. While the database is failing it does neither: the buffer absorbs
+        the outage up to ``max_buffer``, and the writer task retries.
+        """
+        pending = self._pending_rows
+        if pending < 2 * self._batch_size:
+            return
+        if self.stats.failures and self._failing:
+            return
+        if pending < min(8 * self._batch_size, self._max_buffer // 2):
+            await asyncio.sleep(0)
+            return
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - the writer task logs and retries failures
+            self._failing = True
 
     def start(self) -> None:
         if self._task is None:
@@ -406,11 +429,13 @@ class BatchWriter:
             try:
                 await self.flush()
                 failed = 0
+                self._failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
                 backoff = min(self.retry_backoff * 2**failed, 30.0)
                 failed += 1
+                self._failing = True
                 log.exception(
                     "database write failed; %s rows kept in memory, retrying in %.1fs",
                     self._pending_rows,

@@ -274,3 +274,27 @@ async def test_a_refused_row_is_repaired_or_dropped_loudly_and_never_blocks_the_
         assert stored["nul"]["text"] == "NULinside"
         assert stored["long"]["channel_id"] == "x" * 100
         assert writer.stats.repaired == 2
+
+
+async def test_a_producer_that_never_yields_is_slowed_not_dropped(tmp_path, clock):
+    """Backpressure: a tight loop of events (no I/O between them) fills the buffer far beyond
+    its bound unless the engine makes it wait for the writer; every event must land."""
+    from bot.app import HearthApp
+    from bot.events import MemberRef, MessagePosted, PlaceRef
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "bp.db", storage={"batch_size": 50, "max_buffer": 1000})
+    app = await HearthApp.create(settings, clock=clock, migrate=False)
+    try:
+        place = PlaceRef("console", "console", "general")
+        for i in range(3000):
+            await app.engine.dispatch(
+                MessagePosted(at=clock.now(), author=MemberRef("console", f"m{i % 7}", "m"),
+                              place=place, message_id=str(i), text="hello there",
+                              reply_to_id=str(i - 1) if i else None)
+            )
+            assert app.store.writer.pending <= 1000
+        total, _masks, _words = await app.store.kind_counts("console")
+        assert total == 3000
+    finally:
+        await app.close()
