@@ -95,7 +95,11 @@ def course_start(now: datetime) -> datetime:
 
 def chapters() -> list[Chapter]:
     """Chapters added by each capability, in the order their reports print."""
-    return []
+    from bot.demo_analytics import AnalyticsChapter
+    from bot.demo_nudges import NudgesChapter
+    from bot.demo_reflections import ReflectionsChapter
+
+    return [AnalyticsChapter(), ReflectionsChapter(), NudgesChapter()]
 
 
 async def play_day(demo: Demo, day: int) -> None:
@@ -166,6 +170,8 @@ async def run_demo(db_path: Path, *, seed: int = 7, verbose: bool = True) -> Dem
                 "cohort_channel": "general",
             },
             "console": {"community": "demo"},
+            # Hourly follow-ups (reminders, closing prompts) keep the simulated weeks quick.
+            "reflections": {"followup_schedule": "0 * * * *"},
         }
     )
     console = Console()

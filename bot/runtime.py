@@ -66,8 +66,13 @@ class Runtime:
             return
         for cog in self.engine.cogs:
             hook = getattr(cog, "on_posted", None)
-            if hook is not None:
+            if hook is None:
+                continue
+            try:
                 await hook(action, str(message_id))
+            except Exception:
+                # The message did go out: a cog's bookkeeping failure must not mark it failed.
+                log.exception("cog %s failed to record posted message %s", cog.name, action.tag)
 
     async def deliver(
         self,
