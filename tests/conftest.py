@@ -5,6 +5,7 @@ starts PostgreSQL) to run the ``db_url`` parametrised scenarios against PostgreS
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +16,10 @@ from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
 from bot.clock import FakeClock
 from bot.config import Settings
+
+# aiosqlite logs every operation at DEBUG from its worker thread; a test that turns DEBUG on
+# would otherwise have those lines hit a closed capture stream after it ends.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 START = datetime(2026, 9, 7, 9, 0, tzinfo=UTC)  # a Monday
 
