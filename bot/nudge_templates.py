@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.nudging import HOOK_KINDS, variant_index
-from bot.reflection_templates import PROMPTS_DIR, placeholders
+from bot.reflection_templates import PROMPTS_DIR, check_template
 
 DEFAULT_NUDGE_TEMPLATES = PROMPTS_DIR / "nudges.toml"
 
@@ -102,17 +102,6 @@ def load_nudge_templates(path: Path) -> NudgeTemplates:
                 raise ConfigError(f"{where}: must be one text, not a list")
             for number, text in enumerate(options, start=1):
                 label = f"{where}[{number}]" if len(options) > 1 else where
-                if not isinstance(text, str) or not text.strip():
-                    raise ConfigError(f"{label}: must be non-empty text")
-                try:
-                    used = placeholders(text)
-                except ValueError as exc:
-                    raise ConfigError(f"{label}: {exc}") from None
-                bad = sorted(used - allowed)
-                if bad:
-                    listed = ", ".join(sorted(allowed)) or "none"
-                    raise ConfigError(
-                        f"{label}: unknown placeholder {{{bad[0]}}} (this text may use: {listed})"
-                    )
+                check_template(label, text, allowed)
             texts[section][key] = tuple(options)
     return NudgeTemplates(path, texts)

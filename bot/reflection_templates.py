@@ -184,6 +184,27 @@ def placeholders(template: str) -> set[str]:
     return names
 
 
+def check_template(label: str, text: object, allowed: set[str] | frozenset[str]) -> str:
+    """Validate one template text: non-empty, parseable, only ``allowed`` placeholders.
+
+    ``label`` names the file and key in the error, so a facilitator's own template file
+    fails with a message that says where.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{label}: must be non-empty text")
+    try:
+        used = placeholders(text)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    bad = sorted(used - set(allowed))
+    if bad:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ConfigError(
+            f"{label}: unknown placeholder {{{bad[0]}}} (this text may use: {listed})"
+        )
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Templates:
     path: Path
@@ -219,17 +240,5 @@ def load_templates(path: Path) -> Templates:
             value = table.get(key)
             if value is None:
                 raise ConfigError(f"{where}: missing")
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{where}: must be non-empty text")
-            try:
-                used = placeholders(value)
-            except ValueError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-            bad = sorted(used - allowed)
-            if bad:
-                listed = ", ".join(sorted(allowed)) or "none"
-                raise ConfigError(
-                    f"{where}: unknown placeholder {{{bad[0]}}} (this text may use: {listed})"
-                )
-            texts[section][key] = value
+            texts[section][key] = check_template(where, value, allowed)
     return Templates(path, texts)
