@@ -232,13 +232,19 @@ class Engine:
             }
             # A facilitator flag set by /course setup must survive a later plain sighting, so
             # only the platform-given facts are overwritten.
-            overwrite = ("display_name", "is_facilitator") if is_fac else ("display_name",)
+            # Events without a name (a Discord reaction removal) must not blank a stored one.
+            overwrite: tuple[str, ...] = ("display_name",) if member.display_name else ()
+            if is_fac:
+                overwrite += ("is_facilitator",)
             if member.timezone:
                 overwrite += ("timezone",)
-            self.store.writer.upsert(
-                self.store.tables.member, row, keys=("community_id", "member_id"),
-                overwrite=overwrite,
-            )
+            if overwrite:
+                self.store.writer.upsert(
+                    self.store.tables.member, row, keys=("community_id", "member_id"),
+                    overwrite=overwrite,
+                )
+            else:
+                self.store.writer.insert_ignore(self.store.tables.member, row)
         self._known_members[key] = wanted
 
     def forget_cached_member(self, community_id: str | None, member_id: str) -> None:

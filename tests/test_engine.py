@@ -240,3 +240,17 @@ async def test_text_retained_only_when_configured(tmp_path, clock):
         assert (await app.store.contribution("console", mid))["text"] is None
     finally:
         await app.close()
+
+
+async def test_an_event_without_a_name_keeps_the_stored_name(session, app):
+    from bot.events import MemberRef, ReactionRemoved
+
+    mid = await session.say("alice", "hello")
+    app.engine.forget_cached_member("console", "bob")
+    await session.say("bob", "hi")  # stored as "bob"
+    app.engine.forget_cached_member("console", "bob")
+    await app.engine.dispatch(
+        ReactionRemoved(at=app.clock.now(), member=MemberRef("console", "bob", ""),
+                        place=session.place(), message_id=mid, emoji="👍")
+    )
+    assert (await app.store.get_member("console", "bob"))["display_name"] == "bob"
