@@ -113,8 +113,21 @@ def populate(
         if target == author:
             target = None
         mask = rng.choice(KIND_MASKS)
-        batch_c.append((community, str(i), author, f"c{i % 12}", None,
-                        str(i - 1) if target else None, target, at, mask, rng.randint(3, 80), 0))
+        batch_c.append(
+            (
+                community,
+                str(i),
+                author,
+                f"c{i % 12}",
+                None,
+                str(i - 1) if target else None,
+                target,
+                at,
+                mask,
+                rng.randint(3, 80),
+                0,
+            )
+        )
         if target:
             batch_e.append((community, "reply", author, target, str(i), "", 1.0, at))
         if len(batch_c) >= 50_000:

@@ -110,9 +110,13 @@ def raw_sqlite(path: Path, c_rows, e_rows, c_cols, e_cols) -> float:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
-    c_sql = (f"INSERT OR IGNORE INTO contribution ({', '.join(c_cols)}) "
-             f"VALUES ({', '.join('?' * len(c_cols))})")
-    e_sql = f"INSERT OR IGNORE INTO edge ({', '.join(e_cols)}) VALUES ({', '.join('?' * len(e_cols))})"
+    c_sql = (
+        f"INSERT OR IGNORE INTO contribution ({', '.join(c_cols)}) "
+        f"VALUES ({', '.join('?' * len(c_cols))})"
+    )
+    e_sql = (
+        f"INSERT OR IGNORE INTO edge ({', '.join(e_cols)}) VALUES ({', '.join('?' * len(e_cols))})"
+    )
     started = time.perf_counter()
     # Same batch size as the engine's writer, one transaction per batch.
     step = 5000
@@ -144,9 +148,14 @@ async def main(n: int) -> dict:
         "ratio": engine_rate / raw_rate,
         **counts,
     }
-    print(f"events pushed through the engine: {n:,} ({counts['contributions']:,} contributions, "
-          f"{counts['edges']:,} edges)")
-    print(f"engine -> SQLite:        {elapsed:7.2f} s  {engine_rate:10,.0f} events/s  (goal >= 20,000)")
+    print(
+        f"events pushed through the engine: {n:,} ({counts['contributions']:,} contributions, "
+        f"{counts['edges']:,} edges)"
+    )
+    print(
+        f"engine -> SQLite:        {elapsed:7.2f} s  {engine_rate:10,.0f} events/s"
+        "  (goal >= 20,000)"
+    )
     print(f"raw sqlite3 executemany: {raw:7.2f} s  {raw_rate:10,.0f} rows/s")
     print(f"ratio engine/raw:        {result['ratio']:.3f}  (goal >= 0.25)")
     return result

@@ -30,8 +30,9 @@ from bot.clock import FakeClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.events import CommandInvoked, MemberRef, PlaceRef  # noqa: E402
 
-PG_URL = os.environ.get("HEARTH_TEST_DATABASE_URL",
-                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "HEARTH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 async def loop_lag_probe(stop: asyncio.Event, samples: list[float], interval=0.005) -> None:
@@ -67,9 +68,13 @@ async def lag_while_ingesting(settings: Settings, n: int) -> dict:
     stop.set()
     await probe
     await app.close()
-    return {"events": n, "events_per_s": (n - 1) / elapsed,
-            "loop_lag_p50_ms": percentile(samples, 50), "loop_lag_p99_ms": percentile(samples, 99),
-            "loop_lag_max_ms": max(samples) if samples else float("nan")}
+    return {
+        "events": n,
+        "events_per_s": (n - 1) / elapsed,
+        "loop_lag_p50_ms": percentile(samples, 50),
+        "loop_lag_p99_ms": percentile(samples, 99),
+        "loop_lag_max_ms": max(samples) if samples else float("nan"),
+    }
 
 
 async def stats_while_ingesting(settings: Settings, seconds: float, rate: int = 1000) -> dict:
@@ -92,8 +97,9 @@ async def stats_while_ingesting(settings: Settings, seconds: float, rate: int = 
         facilitator = MemberRef("console", "fac", "facilitator", is_facilitator=True)
         place = PlaceRef("console", "bench", "c1")
         while not done.is_set():
-            command = CommandInvoked(at=app.clock.now(), member=facilitator, place=place,
-                                     name="", text="stats days:7")
+            command = CommandInvoked(
+                at=app.clock.now(), member=facilitator, place=place, name="", text="stats days:7"
+            )
             started = time.perf_counter()
             actions = await app.engine.dispatch(command)
             latencies.append((time.perf_counter() - started) * 1000)
@@ -102,8 +108,13 @@ async def stats_while_ingesting(settings: Settings, seconds: float, rate: int = 
 
     await asyncio.gather(produce(), ask())
     await app.close()
-    return {"rate": rate, "seconds": seconds, "stats_calls": len(latencies),
-            "stats_p50_ms": percentile(latencies, 50), "stats_p99_ms": percentile(latencies, 99)}
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "stats_calls": len(latencies),
+        "stats_p50_ms": percentile(latencies, 50),
+        "stats_p99_ms": percentile(latencies, 99),
+    }
 
 
 async def pg_ingest(n: int) -> dict | None:
@@ -117,8 +128,9 @@ async def pg_ingest(n: int) -> dict | None:
     schema = "bench_" + uuid.uuid4().hex[:10]
     await admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        settings = Settings.model_validate({"storage": {"database_url": PG_URL, "pg_schema": schema,
-                                                        "batch_size": 5000}})
+        settings = Settings.model_validate(
+            {"storage": {"database_url": PG_URL, "pg_schema": schema, "batch_size": 5000}}
+        )
         events = make_events(n, seed=7)
         app = await open_app(settings, events)
         started = time.perf_counter()
@@ -128,19 +140,41 @@ async def pg_ingest(n: int) -> dict | None:
         engine_s = time.perf_counter() - started
         await app.close()
         conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-        columns = ["community_id", "message_id", "member_id", "channel_id", "thread_id",
-                   "reply_to_id", "reply_to_member_id", "created_at", "kinds", "word_count",
-                   "attachments", "text", "edited_at"]
+        columns = [
+            "community_id",
+            "message_id",
+            "member_id",
+            "channel_id",
+            "thread_id",
+            "reply_to_id",
+            "reply_to_member_id",
+            "created_at",
+            "kinds",
+            "word_count",
+            "attachments",
+            "text",
+            "edited_at",
+        ]
         rows = await conn.fetch(f"SELECT {', '.join(columns)} FROM contribution")
-        edge_cols = ["community_id", "kind", "source_id", "target_id", "message_id", "detail",
-                     "weight", "created_at"]
+        edge_cols = [
+            "community_id",
+            "kind",
+            "source_id",
+            "target_id",
+            "message_id",
+            "detail",
+            "weight",
+            "created_at",
+        ]
         edges = await conn.fetch(f"SELECT {', '.join(edge_cols)} FROM edge")
         await conn.execute("TRUNCATE contribution, edge")
         started = time.perf_counter()
-        await conn.copy_records_to_table("contribution", records=[tuple(r) for r in rows],
-                                         columns=columns)
-        await conn.copy_records_to_table("edge", records=[tuple(r) for r in edges],
-                                         columns=edge_cols)
+        await conn.copy_records_to_table(
+            "contribution", records=[tuple(r) for r in rows], columns=columns
+        )
+        await conn.copy_records_to_table(
+            "edge", records=[tuple(r) for r in edges], columns=edge_cols
+        )
         copy_s = time.perf_counter() - started
         await conn.close()
     finally:
@@ -148,8 +182,12 @@ async def pg_ingest(n: int) -> dict | None:
         await admin.close()
     engine_rate = (n - 1) / engine_s
     copy_rate = len(rows) / copy_s
-    return {"events": n, "engine_events_per_s": engine_rate, "copy_rows_per_s": copy_rate,
-            "ratio": engine_rate / copy_rate}
+    return {
+        "events": n,
+        "engine_events_per_s": engine_rate,
+        "copy_rows_per_s": copy_rate,
+        "ratio": engine_rate / copy_rate,
+    }
 
 
 async def main(seconds: float, events: int, json_path: str | None) -> dict:
@@ -159,17 +197,23 @@ async def main(seconds: float, events: int, json_path: str | None) -> dict:
         stats_settings = Settings.model_validate({"storage": {"path": f"{tmp}/stats.db"}})
         stats = await stats_while_ingesting(stats_settings, seconds)
     pg = await pg_ingest(events)
-    print(f"event-loop lag while ingesting {lag['events']:,} events "
-          f"({lag['events_per_s']:,.0f}/s): p50 {lag['loop_lag_p50_ms']:.1f} ms, "
-          f"p99 {lag['loop_lag_p99_ms']:.1f} ms (goal < 20 ms)")
-    print(f"/course stats while ingesting {stats['rate']:,} events/s for {stats['seconds']:.0f} s "
-          f"({stats['stats_calls']} calls): p50 {stats['stats_p50_ms']:.1f} ms, "
-          f"p99 {stats['stats_p99_ms']:.1f} ms (goal p99 < 100 ms)")
+    print(
+        f"event-loop lag while ingesting {lag['events']:,} events "
+        f"({lag['events_per_s']:,.0f}/s): p50 {lag['loop_lag_p50_ms']:.1f} ms, "
+        f"p99 {lag['loop_lag_p99_ms']:.1f} ms (goal < 20 ms)"
+    )
+    print(
+        f"/course stats while ingesting {stats['rate']:,} events/s for {stats['seconds']:.0f} s "
+        f"({stats['stats_calls']} calls): p50 {stats['stats_p50_ms']:.1f} ms, "
+        f"p99 {stats['stats_p99_ms']:.1f} ms (goal p99 < 100 ms)"
+    )
     if pg is None:
         print("PostgreSQL ingest: skipped (no server reachable at 127.0.0.1:5432)")
     else:
-        print(f"PostgreSQL ingest: engine {pg['engine_events_per_s']:,.0f} events/s, asyncpg "
-              f"copy_records_to_table {pg['copy_rows_per_s']:,.0f} rows/s, ratio {pg['ratio']:.3f}")
+        print(
+            f"PostgreSQL ingest: engine {pg['engine_events_per_s']:,.0f} events/s, asyncpg "
+            f"copy_records_to_table {pg['copy_rows_per_s']:,.0f} rows/s, ratio {pg['ratio']:.3f}"
+        )
     result = {"loop_lag": lag, "stats": stats, "postgres": pg}
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))

@@ -30,8 +30,13 @@ BENCHES = [
 
 def run(name: str, args: list[str], out: Path) -> dict:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:], "--json", str(out)],
-                          cwd=HERE.parent, text=True, capture_output=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / args[0]), *args[1:], "--json", str(out)],
+        cwd=HERE.parent,
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
     print(proc.stdout, end="")
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
@@ -61,31 +66,77 @@ def render(results: dict, total: float) -> str:
     rows = []
     if "engine_events_per_s" in ing:
         rate, ratio = ing["engine_events_per_s"], ing["ratio"]
-        rows.append(("ingest through the engine, SQLite", f"{fmt(rate, ' events/s', 0)}",
-                     ">= 20,000 events/s", verdict(rate >= 20_000)))
-        rows.append(("  ratio to raw sqlite3 executemany of the same rows", fmt(ratio, "", 3),
-                     ">= 0.5", verdict(ratio >= 0.5)))
+        rows.append(
+            (
+                "ingest through the engine, SQLite",
+                f"{fmt(rate, ' events/s', 0)}",
+                ">= 20,000 events/s",
+                verdict(rate >= 20_000),
+            )
+        )
+        rows.append(
+            (
+                "  ratio to raw sqlite3 executemany of the same rows",
+                fmt(ratio, "", 3),
+                ">= 0.5",
+                verdict(ratio >= 0.5),
+            )
+        )
     if pg:
-        rows.append(("ingest through the engine, PostgreSQL",
-                     fmt(pg["engine_events_per_s"], " events/s", 0), "", ""))
+        rows.append(
+            (
+                "ingest through the engine, PostgreSQL",
+                fmt(pg["engine_events_per_s"], " events/s", 0),
+                "",
+                "",
+            )
+        )
         rows.append(("  ratio to asyncpg copy_records_to_table", fmt(pg["ratio"], "", 3), "", ""))
     else:
         rows.append(("ingest through the engine, PostgreSQL", "skipped (no server)", "", ""))
     if lag:
-        rows.append(("event-loop lag p99 while ingesting", fmt(lag["loop_lag_p99_ms"], " ms"),
-                     "< 20 ms", verdict(lag["loop_lag_p99_ms"] < 20)))
+        rows.append(
+            (
+                "event-loop lag p99 while ingesting",
+                fmt(lag["loop_lag_p99_ms"], " ms"),
+                "< 20 ms",
+                verdict(lag["loop_lag_p99_ms"] < 20),
+            )
+        )
     if stats:
-        rows.append(("/course stats p50 / p99 at 1,000 events/s",
-                     f"{fmt(stats['stats_p50_ms'], ' ms')} / {fmt(stats['stats_p99_ms'], ' ms')}",
-                     "p99 < 100 ms", verdict(stats["stats_p99_ms"] < 100)))
+        rows.append(
+            (
+                "/course stats p50 / p99 at 1,000 events/s",
+                f"{fmt(stats['stats_p50_ms'], ' ms')} / {fmt(stats['stats_p99_ms'], ' ms')}",
+                "p99 < 100 ms",
+                verdict(stats["stats_p99_ms"] < 100),
+            )
+        )
     if scale and "quiet_scan_ms" in scale:
-        rows.append(("quiet-member scan, 1,000,000 contributions", fmt(scale["quiet_scan_ms"], " ms"),
-                     "< 200 ms", verdict(scale["quiet_scan_ms"] < 200)))
-        rows.append(("weekly summary job, 1,000,000 contributions",
-                     fmt(scale["weekly_summary_ms"], " ms"), "< 200 ms",
-                     verdict(scale["weekly_summary_ms"] < 200)))
-        rows.append(("resident memory, 10,000 members, 1,000,000 contributions",
-                     fmt(scale["rss_mb"], " MB"), "< 200 MB", verdict(scale["rss_mb"] < 200)))
+        rows.append(
+            (
+                "quiet-member scan, 1,000,000 contributions",
+                fmt(scale["quiet_scan_ms"], " ms"),
+                "< 200 ms",
+                verdict(scale["quiet_scan_ms"] < 200),
+            )
+        )
+        rows.append(
+            (
+                "weekly summary job, 1,000,000 contributions",
+                fmt(scale["weekly_summary_ms"], " ms"),
+                "< 200 ms",
+                verdict(scale["weekly_summary_ms"] < 200),
+            )
+        )
+        rows.append(
+            (
+                "resident memory, 10,000 members, 1,000,000 contributions",
+                fmt(scale["rss_mb"], " MB"),
+                "< 200 MB",
+                verdict(scale["rss_mb"] < 200),
+            )
+        )
     rows.append(("`hearth bench` total", fmt(total, " s", 0), "< 300 s", verdict(total < 300)))
     lines = [
         "# Benchmark results",

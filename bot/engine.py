@@ -240,7 +240,9 @@ class Engine:
                 overwrite += ("timezone",)
             if overwrite:
                 self.store.writer.upsert(
-                    self.store.tables.member, row, keys=("community_id", "member_id"),
+                    self.store.tables.member,
+                    row,
+                    keys=("community_id", "member_id"),
                     overwrite=overwrite,
                 )
             else:

@@ -250,7 +250,12 @@ async def test_an_event_without_a_name_keeps_the_stored_name(session, app):
     await session.say("bob", "hi")  # stored as "bob"
     app.engine.forget_cached_member("console", "bob")
     await app.engine.dispatch(
-        ReactionRemoved(at=app.clock.now(), member=MemberRef("console", "bob", ""),
-                        place=session.place(), message_id=mid, emoji="👍")
+        ReactionRemoved(
+            at=app.clock.now(),
+            member=MemberRef("console", "bob", ""),
+            place=session.place(),
+            message_id=mid,
+            emoji="👍",
+        )
     )
     assert (await app.store.get_member("console", "bob"))["display_name"] == "bob"

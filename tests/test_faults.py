@@ -289,9 +289,14 @@ async def test_a_producer_that_never_yields_is_slowed_not_dropped(tmp_path, cloc
         place = PlaceRef("console", "console", "general")
         for i in range(3000):
             await app.engine.dispatch(
-                MessagePosted(at=clock.now(), author=MemberRef("console", f"m{i % 7}", "m"),
-                              place=place, message_id=str(i), text="hello there",
-                              reply_to_id=str(i - 1) if i else None)
+                MessagePosted(
+                    at=clock.now(),
+                    author=MemberRef("console", f"m{i % 7}", "m"),
+                    place=place,
+                    message_id=str(i),
+                    text="hello there",
+                    reply_to_id=str(i - 1) if i else None,
+                )
             )
             assert app.store.writer.pending <= 1000
         total, _masks, _words = await app.store.kind_counts("console")
