@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from bot.actions import Action
 from bot.events import Event
@@ -25,3 +28,26 @@ class Adapter(Protocol):
         prompts use it to recognise replies in their thread).
         """
         ...
+
+
+log = logging.getLogger(__name__)
+
+
+class TaskSet(set):
+    """Background tasks an adapter starts (command runs, home tabs): kept referenced until
+    they finish, so the loop cannot drop them, and their failures are logged, not lost."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a %s task failed", self.label, exc_info=task.exception())

@@ -78,6 +78,7 @@ from discord import app_commands
 from sqlalchemy import select
 
 from bot.actions import Action, Attach, DirectMessage, PostMessage, React, Reply
+from bot.adapters.base import TaskSet
 from bot.adapters.discord_render import OutMessage, button_view, discord_files, render
 from bot.adapters.discord_translate import (
     PLATFORM,
@@ -287,7 +288,7 @@ class DiscordAdapter:
         self._live = asyncio.Event()
         self._live.set()
         self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("Discord")
         self._worker: asyncio.Task[None] | None = None
         self._dm_worker: asyncio.Task[None] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -903,15 +904,7 @@ class DiscordAdapter:
     # -- inbound worker ---------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a Discord task failed", exc_info=task.exception())
+        return self._tasks.spawn(coro)
 
     async def _work(self) -> None:
         """Apply queued events one at a time, in gateway order, after any catch-up."""

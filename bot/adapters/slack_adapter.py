@@ -73,6 +73,7 @@ from bot.actions import (
     Reply,
 )
 from bot.adapters import slack_blocks
+from bot.adapters.base import TaskSet
 from bot.adapters.slack_install_store import HearthInstallationStore, HearthOAuthStateStore
 from bot.adapters.slack_support import (
     ChannelMark,
@@ -309,7 +310,7 @@ class SlackAdapter:
         self.dropped = 0
         self._inbound: asyncio.Queue[Event] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("Slack")
         self._response_urls: dict[str, list[Any]] = {}  # interaction key -> [url, uses]
         self._dm_channels: dict[tuple[str, str], str] = {}  # (team, user) -> DM channel
         self._known_channels: set[tuple[str, str]] = set()
@@ -498,15 +499,7 @@ class SlackAdapter:
     # -- inbound processing ------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a Slack task failed", exc_info=task.exception())
+        return self._tasks.spawn(coro)
 
     async def _work(self) -> None:
         """Apply queued events one at a time, in the order Slack delivered them."""
