@@ -123,7 +123,7 @@ def render(results: dict, total: float) -> str:
         )
         rows.append(
             (
-                "weekly summary job, 1,000,000 contributions",
+                "weekly cohort summary, 1,000,000 contributions",
                 fmt(scale["weekly_summary_ms"], " ms"),
                 "< 200 ms",
                 verdict(scale["weekly_summary_ms"] < 200),
