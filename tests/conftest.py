@@ -101,6 +101,16 @@ async def app(settings, clock):
 
 
 @pytest.fixture
+async def import_app(tmp_path, clock):
+    """A Hearth app set up the way ``hearth import`` sets one up (see bot.importers)."""
+    from bot.importers import open_import_app
+
+    app = await open_import_app(make_settings(tmp_path / "hearth.db"), clock=clock, migrate=False)
+    yield app
+    await app.close()
+
+
+@pytest.fixture
 async def session(app) -> ConsoleSession:
     s = await ConsoleSession.open(app)
     await s.join("fran", facilitator=True)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot.classify import kinds_from_mask
@@ -19,7 +18,9 @@ from bot.events import MemberRef, MessagePosted, PlaceRef
 from bot.importers import ImportError_, discord_export, import_discord_exports, open_import_app
 from bot.importers.discord_export import ExportFile, read_export
 from storage.repos import C, E, M
+from tests import import_helpers as helpers
 from tests.conftest import START, make_settings
+from tests.import_helpers import table_count
 
 GUILD = "900000000000000001"
 GENERAL = "900000000000000010"
@@ -239,36 +240,12 @@ def write(path: Path, data: dict | str) -> Path:
     return path
 
 
-@pytest.fixture
-async def import_app(tmp_path):
-    app = await open_import_app(
-        make_settings(tmp_path / "hearth.db"), clock=FakeClock(START), migrate=False
-    )
-    yield app
-    await app.close()
+def contributions(app, community=GUILD):
+    return helpers.contributions(app, community)
 
 
-async def contributions(app, community=GUILD) -> dict[str, dict]:
-    await app.store.flush()
-    async with app.store.engine.connect() as conn:
-        rows = (await conn.execute(select(C).where(C.c.community_id == community))).mappings()
-        return {r["message_id"]: dict(r) for r in rows}
-
-
-async def edges(app, community=GUILD) -> set[tuple[str, str, str, str]]:
-    await app.store.flush()
-    async with app.store.engine.connect() as conn:
-        rows = await conn.execute(
-            select(E.c.kind, E.c.source_id, E.c.target_id, E.c.detail).where(
-                E.c.community_id == community
-            )
-        )
-        return {tuple(r) for r in rows}
-
-
-async def table_count(app, table) -> int:
-    async with app.store.engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+def edges(app, community=GUILD):
+    return helpers.edges(app, community)
 
 
 # -- the happy paths ----------------------------------------------------------------------------

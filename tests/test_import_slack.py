@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot.classify import kinds_from_mask
@@ -20,7 +19,9 @@ from bot.ids import slack_message_id
 from bot.importers import ImportError_, import_slack_export, open_import_app
 from bot.importers.slack_export import ts_to_datetime
 from storage.repos import CH, C, E, M
+from tests import import_helpers as helpers
 from tests.conftest import START, make_settings
+from tests.import_helpers import table_count
 
 TEAM = "T0COURSE"
 GENERAL, RANDOM, PRIVATE = "C0GENERAL", "C0RANDOM", "G0PRIVATE"
@@ -197,36 +198,12 @@ def zip_folder(folder: Path, target: Path, *, top: str = "") -> Path:
     return target
 
 
-@pytest.fixture
-async def import_app(tmp_path):
-    app = await open_import_app(
-        make_settings(tmp_path / "hearth.db"), clock=FakeClock(START), migrate=False
-    )
-    yield app
-    await app.close()
+def contributions(app, community=TEAM):
+    return helpers.contributions(app, community)
 
 
-async def contributions(app, community=TEAM) -> dict[str, dict]:
-    await app.store.flush()
-    async with app.store.engine.connect() as conn:
-        rows = (await conn.execute(select(C).where(C.c.community_id == community))).mappings()
-        return {r["message_id"]: dict(r) for r in rows}
-
-
-async def edges(app, community=TEAM) -> set[tuple[str, str, str, str]]:
-    await app.store.flush()
-    async with app.store.engine.connect() as conn:
-        rows = await conn.execute(
-            select(E.c.kind, E.c.source_id, E.c.target_id, E.c.detail).where(
-                E.c.community_id == community
-            )
-        )
-        return {tuple(r) for r in rows}
-
-
-async def table_count(app, table) -> int:
-    async with app.store.engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+def edges(app, community=TEAM):
+    return helpers.edges(app, community)
 
 
 def mid(channel: str, stamp: str) -> str:
