@@ -335,10 +335,12 @@ class Engine:
                 if isinstance(event, MemberJoined):
                     extra["joined_at"] = event.at
                 await self.ensure_member(community_id, actor, **extra)
-        if isinstance(event, CommandInvoked):
-            return await self._command(event)
-        if isinstance(event, ButtonPressed):
-            return await self._button(event)
+        if isinstance(event, CommandInvoked | ButtonPressed):
+            # One flush for all the reads of a command, not one per read (storage.writer).
+            with self.store.writer.read_scope():
+                if isinstance(event, CommandInvoked):
+                    return await self._command(event)
+                return await self._button(event)
         if isinstance(event, MessagePosted) and event.is_system:
             return []
         actions: list[Action] = []

@@ -67,7 +67,8 @@ class Store:
         self.dialect_insert = dialect_insert
 
     async def flush(self) -> None:
-        await self.writer.flush()
+        """Make queued writes visible before a read (once per command: see the writer)."""
+        await self.writer.flush_for_read()
 
     # -- communities ------------------------------------------------------------------------
 
@@ -329,6 +330,32 @@ class Store:
             for member_id, mask, count in (await conn.execute(query)).all():
                 out.setdefault(member_id, {})[int(mask)] = int(count)
         return out
+
+    async def active_members(self, community_id: str, *, since: datetime) -> tuple[int, int]:
+        """(members with a contribution since ``since``, all members), bots left out.
+
+        One statement of two scalars: an index seek per member on (community, member, time)
+        instead of grouping the window's contributions, so it costs the same however busy the
+        window was.
+        """
+        await self.flush()
+        posted = (
+            select(C.c.id)
+            .where(
+                C.c.community_id == M.c.community_id,
+                C.c.member_id == M.c.member_id,
+                C.c.created_at >= since,
+            )
+            .exists()
+        )
+        people = and_(M.c.community_id == community_id, M.c.is_bot.is_(False))
+        query = select(
+            select(func.count()).where(people, posted).scalar_subquery(),
+            select(func.count()).where(people).scalar_subquery(),
+        )
+        async with self.engine.connect() as conn:
+            active, total = (await conn.execute(query)).one()
+        return int(active), int(total)
 
     async def edge_counts(self, community_id: str, member_id: str, since: datetime) -> dict:
         await self.flush()

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,16 @@ class WriterStats:
     rejected: int = 0
     #: Rows written only after repair (NUL characters removed, over-long values cut).
     repaired: int = 0
+
+
+@dataclass(slots=True)
+class _ReadScope:
+    #: True once a read in this scope has flushed and nothing was queued in it since.
+    settled: bool = False
+
+
+#: The read scope of the running command (see :meth:`BatchWriter.read_scope`).
+_read_scope: ContextVar[_ReadScope | None] = ContextVar("hearth_read_scope", default=None)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -159,6 +171,7 @@ class BatchWriter:
         else:  # pragma: no cover - other databases are not supported targets
             dialect_insert = None
         self._dialect_insert = dialect_insert
+        self._upserts: dict[tuple, Any] = {}
 
     @property
     def pending(self) -> int:
@@ -196,6 +209,9 @@ class BatchWriter:
     # -- queueing ---------------------------------------------------------------------------
 
     def _check_room(self, n: int) -> None:
+        scope = _read_scope.get()
+        if scope is not None:
+            scope.settled = False  # the command wrote: its next read must flush again
         if self._closed:
             raise RuntimeError("writer is closed")
         if self._pending_rows + n > self._max_buffer:
@@ -261,7 +277,9 @@ class BatchWriter:
             last.rows.append(row)
             self._pending_rows += 1
             return
-        self._open.clear()  # inserts queued later must not jump ahead of this row
+        # Later inserts into this table must not jump ahead of this row. Other tables' open
+        # inserts may: they reference nothing (only tables without foreign keys stay open).
+        self._open.pop(table, None)
         self._append(_Op("upsert", table, [row], keys=keys, overwrite=overwrite), 1)
 
     def insert_many_ignore(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -279,6 +297,30 @@ class BatchWriter:
         self._append(_Op("update", table, where=where, values=values), 1)
 
     # -- flushing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def read_scope(self) -> Iterator[None]:
+        """Within the block (one command), the first read flushes and later ones do not.
+
+        A command makes several reads (member, counts, edges); flushing before each made it
+        wait for every batch that other members' messages queued meanwhile, so its latency
+        grew with the ingest rate. The answer now reflects the moment of its first read; a
+        command that queues writes of its own still reads them back (the scope unsettles).
+        """
+        token = _read_scope.set(_ReadScope())
+        try:
+            yield
+        finally:
+            _read_scope.reset(token)
+
+    async def flush_for_read(self) -> None:
+        """Flush before a read, once per read scope (see :meth:`read_scope`)."""
+        scope = _read_scope.get()
+        if scope is not None and scope.settled:
+            return
+        await self.flush()
+        if scope is not None:
+            scope.settled = True
 
     async def flush(self) -> int:
         """Write everything queued so far; returns the number of rows written."""
@@ -397,6 +439,19 @@ class BatchWriter:
         if self._on_reject is not None:
             self._on_reject(table, rows)
 
+    def _upsert_statement(self, table: Table, keys: tuple[str, ...], overwrite: tuple[str, ...]):
+        # Built once per shape: ``excluded`` builds a column collection each time it is
+        # touched (about a millisecond), which added up when new members arrive in bursts.
+        key = (table, keys, overwrite)
+        stmt = self._upserts.get(key)
+        if stmt is None:
+            stmt = self._dialect_insert(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in overwrite}
+            )
+            self._upserts[key] = stmt
+        return stmt
+
     async def _execute(self, conn, op: _Op) -> None:
         if op.kind == "upsert_ignore":
             if self._dialect_insert is not None:
@@ -406,11 +461,7 @@ class BatchWriter:
             for start in range(0, len(op.rows), 5000):
                 await conn.execute(stmt, op.rows[start : start + 5000])
         elif op.kind == "upsert":
-            stmt = self._dialect_insert(op.table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(op.keys),
-                set_={c: stmt.excluded[c] for c in op.overwrite},
-            )
+            stmt = self._upsert_statement(op.table, op.keys, op.overwrite)
             for start in range(0, len(op.rows), 5000):
                 await conn.execute(stmt, op.rows[start : start + 5000])
         elif op.kind == "delete":

@@ -144,6 +144,21 @@ async def test_facilitator_only_command_refused_to_learner(session):
     assert "1 contributions" in out
 
 
+async def test_stats_counts_active_members_in_the_window(session, clock):
+    session.member("helperbot", bot=True)
+    await session.say("carol", "An old idea")
+    clock.advance(timedelta(days=10))
+    await session.say("alice", "A new idea")
+    await session.say("alice", "And another")
+    await session.say("helperbot", "beep")
+    out = await session.command("fran", "/course stats days:7")
+    # alice posted this week; carol only before it; the bot is not a member here. Members
+    # known so far: alice, carol and fran (the facilitator who asked).
+    assert "2 contributions" in out
+    assert "active members: 1 of 3" in out
+    assert "active members: 2 of 3" in await session.command("fran", "/course stats days:30")
+
+
 async def test_stats_for_a_member_and_me(session):
     a = await session.say("alice", "How does this work?")
     await session.reply("bob", a, "Like this, thanks for asking")

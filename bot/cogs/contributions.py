@@ -376,12 +376,10 @@ class ContributionsCog(Cog):
         else:
             header = f"{ctx.community['name']}, last {days} days:"
             lines = await self.participation_lines(ctx.community_id, None, days)
-            per_member = await self.store.per_member_counts(
+            active, members = await self.store.active_members(
                 ctx.community_id, since=ctx.now - timedelta(days=days)
             )
-            members = await self.store.members(ctx.community_id)
-            active = sum(1 for m in members if m["member_id"] in per_member)
-            lines.append(f"  active members: {active} of {len(members)}")
+            lines.append(f"  active members: {active} of {members}")
             extra = []
         return "\n".join([header, *lines, *extra])
 
