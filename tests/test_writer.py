@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 
-from storage.repos import C, M
+from storage.db import make_engine
+from storage.repos import C, E, M
+from storage.schema import metadata
+from storage.writer import BatchWriter
 from tests.conftest import BACKENDS
 
 AT = datetime(2026, 9, 7, 9, tzinfo=UTC)
@@ -117,3 +124,100 @@ async def test_same_table_order_is_kept_around_an_upsert(app):
     async with app.store.engine.connect() as conn:
         names = dict((await conn.execute(select(M.c.member_id, M.c.display_name))).all())
     assert names == {"alice": "renamed", "bob": "Bob"}
+
+
+# -- SQLite writes through json_each store exactly what SQLAlchemy would --------------------
+
+texts = st.one_of(
+    st.none(),
+    st.text(max_size=60),  # any code point but surrogates: controls, NUL, RTL, emoji...
+    st.sampled_from(["", "'; DROP TABLE contribution; --", "\u202eevil", "😀" * 30, "a\x00b"]),
+)
+moments = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+)
+contribution_rows = st.fixed_dictionaries(
+    {
+        "community_id": st.text(min_size=1, max_size=20),
+        "message_id": st.text(min_size=1, max_size=20),
+        "member_id": st.text(min_size=1, max_size=20),
+        "channel_id": st.text(max_size=20),
+        "thread_id": texts,
+        "reply_to_id": texts,
+        "reply_to_member_id": texts,
+        "created_at": moments,
+        "kinds": st.integers(0, 31),
+        "word_count": st.integers(0, 2**31),
+        "attachments": st.integers(0, 100),
+        "text": texts,
+        "edited_at": st.none() | moments,
+    }
+)
+edge_rows = st.fixed_dictionaries(
+    {
+        "community_id": st.text(min_size=1, max_size=20),
+        "kind": st.sampled_from(["reply", "mention", "reaction", "kudos"]),
+        "source_id": st.text(min_size=1, max_size=20),
+        "target_id": st.text(min_size=1, max_size=20),
+        "message_id": st.text(min_size=1, max_size=20),
+        "detail": st.text(max_size=20),
+        "weight": st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0.5, 1.0, 2.0]),
+        "created_at": moments,
+    }
+)
+
+
+def test_json_inserts_store_what_sqlalchemy_stores(tmp_path):
+    """Two files, one written through json_each and one through SQLAlchemy's executemany,
+    hold the same values of the same SQLite types, row for row."""
+    files = {True: tmp_path / "json.db", False: tmp_path / "sqlalchemy.db"}
+
+    async def write(rows_c, rows_e) -> None:
+        for json_inserts, path in files.items():
+            engine = make_engine(f"sqlite+aiosqlite:///{path}")
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata().create_all)
+                for table in (C, E):
+                    await conn.execute(table.delete())
+            writer = BatchWriter(engine)
+            writer._json_inserts = json_inserts
+            for row in rows_c:
+                writer.insert_ignore(C, row)
+            for row in rows_e:
+                writer.insert_ignore(E, row)
+            await writer.flush()
+            await engine.dispose()
+
+    def stored(path) -> list:
+        con = sqlite3.connect(path)
+        try:
+            return [
+                con.execute(
+                    f"SELECT {', '.join(f'{c}, typeof({c})' for c in table.c.keys())} "
+                    f"FROM {table.name} ORDER BY id"
+                ).fetchall()
+                for table in (C, E)
+            ]
+        finally:
+            con.close()
+
+    @hypothesis_settings(max_examples=60, deadline=None)
+    @given(st.lists(contribution_rows, max_size=6), st.lists(edge_rows, max_size=6))
+    def check(rows_c, rows_e):
+        asyncio.run(write(rows_c, rows_e))
+        assert stored(files[True]) == stored(files[False])
+
+    check()
+
+
+async def test_a_refused_row_in_a_batch_is_found_and_dropped(app, backend):
+    writer = app.store.writer
+    assert writer._json_inserts == (backend == "sqlite")
+    good = [contribution(str(i)) for i in range(10)]
+    broken = contribution("broken") | {"member_id": None}  # NOT NULL
+    for row in good[:5] + [broken] + good[5:]:
+        writer.insert_ignore(C, row)
+    assert await writer.flush() == 10
+    assert writer.stats.rejected == 1
+    async with app.store.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 10
