@@ -164,19 +164,29 @@ class Engine:
         self.store = services.store
         self.settings = services.settings
         self.clock = services.clock
-        self.cogs = list(cogs)
+        self.cogs: list[Cog] = []
         self.registry = services.registry
         self.jobs: dict[str, tuple[Cog, JobSpec]] = {}
-        for cog in self.cogs:
-            self.registry.extend(cog.commands())
-            for job in cog.jobs():
-                if job.name in self.jobs:
-                    raise ValueError(f"job {job.name!r} declared twice")
-                self.jobs[job.name] = (cog, job)
+        # Cogs that look at events at all: most only answer commands and jobs, and an empty
+        # coroutine per cog per message adds up at thousands of messages a second.
+        self._listeners: list[Cog] = []
+        for cog in cogs:
+            self.add_cog(cog)
         self._known_communities: set[str] = set()
         # (community, member) -> (display name, facilitator flag) already stored; saves a
         # database round trip on every message.
         self._known_members: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    def add_cog(self, cog: Cog) -> None:
+        """Register a cog's commands, jobs and event handler (in the order added)."""
+        self.registry.extend(cog.commands())
+        for job in cog.jobs():
+            if job.name in self.jobs:
+                raise ValueError(f"job {job.name!r} declared twice")
+            self.jobs[job.name] = (cog, job)
+        self.cogs.append(cog)
+        if type(cog).on_event is not Cog.on_event:
+            self._listeners.append(cog)
 
     async def start(self) -> None:
         for cog in self.cogs:
@@ -344,7 +354,7 @@ class Engine:
         if isinstance(event, MessagePosted) and event.is_system:
             return []
         actions: list[Action] = []
-        for cog in self.cogs:
+        for cog in self._listeners:
             try:
                 actions.extend(await cog.on_event(event))
             except BufferFull:

@@ -41,6 +41,7 @@ from bot.app import HearthApp
 from bot.classify import kinds_from_mask
 from bot.commands import CommandSpec
 from bot.config import ConfigError
+from bot.engine import Cog
 from bot.events import MemberRef, PlaceRef
 from bot.logsafe import redact_secrets
 from bot.slack_cli import build_manifest
@@ -410,7 +411,7 @@ async def test_button_press_reaches_the_engine(slack, api) -> None:
 async def test_replies_to_a_message_go_to_its_thread(slack, api, clock) -> None:
     app, adapter = slack
 
-    class Echo:  # a stand-in cog that answers one message privately and once in public
+    class Echo(Cog):  # a stand-in cog that answers one message privately and once in public
         name = "echo"
 
         async def on_event(self, event):
@@ -418,7 +419,10 @@ async def test_replies_to_a_message_go_to_its_thread(slack, api, clock) -> None:
                 return [Reply(text="only you", ephemeral=True), Reply(text="pong", ephemeral=False)]
             return []
 
-    app.engine.cogs.append(Echo())  # type: ignore[arg-type]
+        async def erase_member(self, community_id, member_id) -> None:
+            pass
+
+    app.engine.add_cog(Echo(app.engine.services))
     t1 = ts(clock)
     await post_event(adapter, message_event("C1", "U1", "ping", t1))
     await adapter.drain()
