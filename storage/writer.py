@@ -23,15 +23,15 @@ import asyncio
 import json
 import logging
 import operator
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, delete, insert, update
+from sqlalchemy import Boolean, Float, Integer, String, Table, delete, insert, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
@@ -81,63 +81,73 @@ _read_scope: ContextVar[_ReadScope | None] = ContextVar("hearth_read_scope", def
 
 @dataclass(frozen=True, slots=True)
 class _JsonPlan:
-    """One ``INSERT .. SELECT .. FROM json_each(?)`` per chunk of rows (SQLite).
+    """One ``INSERT .. SELECT`` over a JSON array of rows per chunk (SQLite and PostgreSQL).
 
-    An executemany binds each row from Python, and the writer's thread needs the GIL back for
-    every row, so it crawled while the event loop thread was busy classifying messages. One
-    statement per chunk runs inside SQLite with the GIL released: the loop and the database
-    work in parallel. Values go through the column type's own bind processor first, so what
-    is stored is the same as through SQLAlchemy.
+    An executemany hands every row to the driver from Python: on SQLite the writer's thread
+    needs the GIL back for each row, so it crawled while the event loop thread classified
+    messages; on PostgreSQL the per-row encoding cost about as much as the server's work.
+    One statement per chunk leaves the per-row work to the database. Values go through the
+    same conversion as the column type's own (a test compares both paths value by value).
     """
 
     sql: str
     values: Callable[[dict[str, Any]], tuple]
-    #: (position, bind processor) of the columns whose type converts values (datetimes).
+    #: (position, converter) of the columns whose values need converting (datetimes).
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     width: int
 
-    def payloads(self, rows: Sequence[dict[str, Any]]) -> list[str] | None:
-        """JSON arrays of rows, a chunk each; None when a value would not survive JSON."""
+    def payload(self, rows: Sequence[dict[str, Any]]) -> str | None:
+        """The rows as one JSON array; None when a value would not survive JSON."""
         values, processors, width = self.values, self.processors, self.width
-        out = []
-        for start in range(0, len(rows), 5000):
-            chunk = []
-            for row in rows[start : start + 5000]:
-                if len(row) != width:
-                    return None
-                item = list(values(row))
-                for index, process in processors:
-                    item[index] = process(item[index])
-                chunk.append(item)
-            try:
-                payload = _dumps(chunk)
-            except (TypeError, ValueError):  # not JSON: bytes, NaN...
+        chunk = []
+        for row in rows:
+            if len(row) != width:
                 return None
-            if "\\u0000" in payload:  # SQLite's JSON functions stop a string at NUL
-                return None
-            out.append(payload)
-        return out
-
-
-async def _json_insert(conn, sql: str, payloads: list[str]) -> None:
-    """Run ``sql`` once per payload on the driver connection, inside ``conn``'s transaction
-    (committed with it), raising the driver's errors as SQLAlchemy's like the rest does."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    for payload in payloads:
+            item = list(values(row))
+            for index, process in processors:
+                item[index] = process(item[index])
+            chunk.append(item)
         try:
-            await driver.execute(sql, (payload,))
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+            payload = _dumps(chunk)
+        except (TypeError, ValueError):  # not JSON (bytes, NaN) or a naive datetime
+            return None
+        # SQLite's JSON functions stop a string at NUL and PostgreSQL's jsonb refuses it; the
+        # ordinary path stores it (SQLite) or repairs the row (PostgreSQL), as it always did.
+        return None if "\\u0000" in payload else payload
 
+
+#: Rows per JSON insert statement.
+JSON_CHUNK = 1000
 
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
-def _processor(column, dialect) -> Callable[[Any], Any] | None:
-    if isinstance(column.type, AwareDateTime):
-        return sqlite_text  # the same text as the type's processing, several times faster
-    return column.type.dialect_impl(dialect).bind_processor(dialect)
+def _pg_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to an AwareDateTime column")
+    return value.isoformat()  # with its offset: timestamptz reads it exactly
+
+
+def _pg_cast(column) -> str | None:
+    """The cast of a column's JSON text on PostgreSQL: "" for strings, which are not cast so
+    that the insert's own assignment checks their length (a cast to varchar(n) would cut
+    silently), None for a type this path does not know."""
+    kind = column.type
+    if isinstance(kind, AwareDateTime):
+        return "::timestamptz"
+    if isinstance(kind, TypeDecorator):  # sqlmodel's AutoString wraps a String
+        kind = kind.impl
+    for known, cast in (
+        (Boolean, "::boolean"),
+        (Integer, "::bigint"),
+        (Float, "::double precision"),
+        (String, ""),
+    ):
+        if isinstance(kind, known):
+            return cast
+    return None
 
 
 def _json_plan(table: Table, names: tuple[str, ...], dialect) -> _JsonPlan | None:
@@ -145,17 +155,32 @@ def _json_plan(table: Table, names: tuple[str, ...], dialect) -> _JsonPlan | Non
     if set(names) != needed:
         return None  # a column left to its default: SQLAlchemy fills those in
     quote = dialect.identifier_preparer.quote
-    columns = ", ".join(quote(n) for n in names)
-    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(names)))
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
+    target = f"{dialect.identifier_preparer.format_table(table)} ({', '.join(map(quote, names))})"
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    if dialect.name == "sqlite":
+        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(names)))
         # WHERE true: without it SQLite reads ON CONFLICT as part of the SELECT's join.
-        f"SELECT {picks} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
-    )
-    processors = tuple(
-        (i, proc) for i, name in enumerate(names) if (proc := _processor(table.c[name], dialect))
-    )
-    return _JsonPlan(sql, operator.itemgetter(*names), processors, len(names))
+        source = f"SELECT {picks} FROM json_each(?) WHERE true"
+        for i, name in enumerate(names):
+            column = table.c[name]
+            if isinstance(column.type, AwareDateTime):
+                processors.append((i, sqlite_text))  # what the type stores, computed directly
+            elif proc := column.type.dialect_impl(dialect).bind_processor(dialect):
+                processors.append((i, proc))
+    elif dialect.name == "postgresql":
+        picks = []
+        for i, name in enumerate(names):
+            cast = _pg_cast(table.c[name])
+            if cast is None:
+                return None
+            if isinstance(table.c[name].type, AwareDateTime):
+                processors.append((i, _pg_text))
+            picks.append(f"(r->>{i}){cast}")
+        source = f"SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb) AS r"
+    else:  # pragma: no cover - other databases are not supported targets
+        return None
+    sql = f"INSERT INTO {target} {source} ON CONFLICT DO NOTHING"
+    return _JsonPlan(sql, operator.itemgetter(*names), tuple(processors), len(names))
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -257,7 +282,10 @@ class BatchWriter:
         self._dialect_insert = dialect_insert
         self._upserts: dict[tuple, Any] = {}
         self._plans: dict[tuple, _JsonPlan | None] = {}
-        self._json_inserts = dialect == "sqlite" and engine.dialect.driver == "aiosqlite"
+        self._json_inserts = (dialect, engine.dialect.driver) in (
+            ("sqlite", "aiosqlite"),
+            ("postgresql", "asyncpg"),
+        )
 
     @property
     def pending(self) -> int:
@@ -538,26 +566,28 @@ class BatchWriter:
             self._upserts[key] = stmt
         return stmt
 
-    def _sqlite_plan(self, table: Table, row: dict[str, Any]) -> _JsonPlan | None:
+    def _json_plan(self, table: Table, row: dict[str, Any]) -> _JsonPlan | None:
         key = (table, tuple(row))
         if key not in self._plans:
             self._plans[key] = _json_plan(table, key[1], self._engine.dialect)
         return self._plans[key]
 
     async def _execute(self, conn, op: _Op) -> None:
-        if op.kind == "upsert_ignore" and self._json_inserts:
-            plan = self._sqlite_plan(op.table, op.rows[0])
-            payloads = plan.payloads(op.rows) if plan is not None else None
-            if payloads is not None:
-                await _json_insert(conn, plan.sql, payloads)
-                return
         if op.kind == "upsert_ignore":
+            plan = self._json_plan(op.table, op.rows[0]) if self._json_inserts else None
             if self._dialect_insert is not None:
                 stmt = self._dialect_insert(op.table).on_conflict_do_nothing()
             else:  # pragma: no cover
                 stmt = insert(op.table)
-            for start in range(0, len(op.rows), 5000):
-                await conn.execute(stmt, op.rows[start : start + 5000])
+            # Chunks of JSON_CHUNK rows: building one holds the event loop for a few
+            # milliseconds, and the loop runs between chunks while the database works.
+            for start in range(0, len(op.rows), JSON_CHUNK):
+                rows = op.rows[start : start + JSON_CHUNK]
+                payload = plan.payload(rows) if plan is not None else None
+                if payload is not None:
+                    await conn.exec_driver_sql(plan.sql, (payload,))
+                else:
+                    await conn.execute(stmt, rows)
         elif op.kind == "upsert":
             stmt = self._upsert_statement(op.table, op.keys, op.overwrite)
             for start in range(0, len(op.rows), 5000):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sqlite3
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -18,7 +18,7 @@ from storage.db import make_engine
 from storage.repos import C, E, M
 from storage.schema import metadata
 from storage.writer import BatchWriter
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, _pg_reachable, _pg_schema, postgres_url
 
 AT = datetime(2026, 9, 7, 9, tzinfo=UTC)
 
@@ -167,52 +167,67 @@ edge_rows = st.fixed_dictionaries(
 )
 
 
-def test_json_inserts_store_what_sqlalchemy_stores(tmp_path):
-    """Two files, one written through json_each and one through SQLAlchemy's executemany,
-    hold the same values of the same SQLite types, row for row."""
-    files = {True: tmp_path / "json.db", False: tmp_path / "sqlalchemy.db"}
+@pytest.mark.parametrize("db", BACKENDS)
+def test_json_inserts_store_what_sqlalchemy_stores(tmp_path, db):
+    """Two databases, one written through the JSON insert and one through SQLAlchemy's
+    executemany, hold the same values (and on SQLite the same storage types), row for row."""
+    if db == "sqlite":
+        targets = {flag: (f"sqlite+aiosqlite:///{tmp_path / f'{flag}.db'}", "") for flag in (1, 0)}
+    else:
+        url = postgres_url()
+        if not asyncio.run(_pg_reachable(url)):
+            pytest.skip(f"PostgreSQL not reachable at {url} (run .ci/run to start it)")
+        suffix = uuid.uuid4().hex[:10]
+        targets = {flag: (url, f"t_json{flag}_{suffix}") for flag in (1, 0)}
+        for _, schema in targets.values():
+            asyncio.run(_pg_schema(url, schema, drop=False))
 
-    async def write(rows_c, rows_e) -> None:
-        for json_inserts, path in files.items():
-            engine = make_engine(f"sqlite+aiosqlite:///{path}")
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata().create_all)
-                for table in (C, E):
-                    await conn.execute(table.delete())
-            writer = BatchWriter(engine)
-            writer._json_inserts = json_inserts
-            for row in rows_c:
-                writer.insert_ignore(C, row)
-            for row in rows_e:
-                writer.insert_ignore(E, row)
-            await writer.flush()
-            await engine.dispose()
+    async def write(rows_c, rows_e) -> list:
+        stored = []
+        for json_inserts, (url, schema) in targets.items():
+            engine = make_engine(url, schema=schema)
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(metadata().create_all)
+                    for table in (C, E):
+                        await conn.execute(table.delete())
+                writer = BatchWriter(engine)
+                writer._json_inserts = bool(json_inserts)
+                writer.insert_many_ignore(C, rows_c)
+                writer.insert_many_ignore(E, rows_e)
+                await writer.flush()
+                async with engine.connect() as conn:
+                    stored.append([await read(conn, table) for table in (C, E)])
+            finally:
+                await engine.dispose()
+        return stored
 
-    def stored(path) -> list:
-        con = sqlite3.connect(path)
-        try:
-            return [
-                con.execute(
-                    f"SELECT {', '.join(f'{c}, typeof({c})' for c in table.c.keys())} "
-                    f"FROM {table.name} ORDER BY id"
-                ).fetchall()
-                for table in (C, E)
-            ]
-        finally:
-            con.close()
+    async def read(conn, table) -> list:
+        names = [c for c in table.c.keys() if c != "id"]
+        if db == "sqlite":
+            picks = ", ".join(f"{c}, typeof({c})" for c in names)
+            sql = f"SELECT {picks} FROM {table.name} ORDER BY id"
+            return (await conn.exec_driver_sql(sql)).all()
+        query = select(*(table.c[c] for c in names)).order_by(table.c.id)
+        return (await conn.execute(query)).all()
 
-    @hypothesis_settings(max_examples=60, deadline=None)
+    @hypothesis_settings(max_examples=50, deadline=None)
     @given(st.lists(contribution_rows, max_size=6), st.lists(edge_rows, max_size=6))
     def check(rows_c, rows_e):
-        asyncio.run(write(rows_c, rows_e))
-        assert stored(files[True]) == stored(files[False])
+        through_json, through_sqlalchemy = asyncio.run(write(rows_c, rows_e))
+        assert through_json == through_sqlalchemy
 
-    check()
+    try:
+        check()
+    finally:
+        if db == "postgresql":
+            for url, schema in targets.values():
+                asyncio.run(_pg_schema(url, schema, drop=True))
 
 
 async def test_a_refused_row_in_a_batch_is_found_and_dropped(app, backend):
     writer = app.store.writer
-    assert writer._json_inserts == (backend == "sqlite")
+    assert writer._json_inserts  # the JSON insert finds the row at fault like executemany
     good = [contribution(str(i)) for i in range(10)]
     broken = contribution("broken") | {"member_id": None}  # NOT NULL
     for row in good[:5] + [broken] + good[5:]:
