@@ -7,9 +7,9 @@ per-member numbers, never raw rows to loop over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import String, and_, func, select, type_coerce
 
 from storage.repos import C, E, M, Store
 
@@ -39,55 +39,92 @@ async def member_activity(
 ) -> dict[str, MemberActivity]:
     """Per non-bot member: last post ever, posts in [window_start, now] and in
     [baseline_start, window_start), reply/mention/reaction/kudos edges given and received in the
-    window. Three queries whatever the community size."""
+    window: four statements whatever the community size.
+
+    ``first_post_in_window`` is looked up only for members who posted in the window and had
+    no interaction in it either way (the one case that reads it, see ``bot.quiet``); it is
+    None for everyone else."""
     await store.flush()
     out: dict[str, MemberActivity] = {}
+    # Per member, index-only lookups on (community_id, member_id, created_at): one seek for
+    # the last post ever, short range counts for the window and the baseline. Grouping the
+    # contributions by member instead reads (and looks up) every row in the range.
+    own = (C.c.community_id == M.c.community_id, C.c.member_id == M.c.member_id)
+    in_window = (C.c.created_at >= window_start, C.c.created_at <= now)
+    in_base = (C.c.created_at >= baseline_start, C.c.created_at < window_start)
+    # Timestamps come back as the driver gives them (text on SQLite) and are parsed by
+    # :func:`_when`: the typed column's per-value processing costs more than the query itself
+    # over ten thousand members.
+    members_query = select(
+        M.c.member_id,
+        M.c.display_name,
+        M.c.is_facilitator,
+        _raw(M.c.joined_at),
+        _raw(M.c.first_seen),
+        _raw(select(func.max(C.c.created_at)).where(*own, C.c.created_at <= now).scalar_subquery()),
+        select(func.count()).where(*own, *in_window).scalar_subquery(),
+        select(func.count()).where(*own, *in_base).scalar_subquery(),
+    ).where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
+    edge_window = and_(
+        E.c.community_id == community_id, E.c.created_at >= window_start, E.c.created_at <= now
+    )
+    edge_queries = [
+        select(column, func.count()).where(edge_window).group_by(column)
+        for column in (E.c.source_id, E.c.target_id)
+    ]
     async with store.engine.connect() as conn:
-        # Per member, index-only lookups on (community_id, member_id, created_at): one seek for
-        # the last post ever, short range counts for the window and the baseline. Grouping the
-        # contributions by member instead reads (and looks up) every row in the range.
-        own = (C.c.community_id == M.c.community_id, C.c.member_id == M.c.member_id)
-        in_window = (C.c.created_at >= window_start, C.c.created_at <= now)
-        in_base = (C.c.created_at >= baseline_start, C.c.created_at < window_start)
-        members = await conn.execute(
-            select(
-                M.c.member_id,
-                M.c.display_name,
-                M.c.is_facilitator,
-                M.c.joined_at,
-                M.c.first_seen,
-                select(func.max(C.c.created_at))
-                .where(*own, C.c.created_at <= now)
-                .scalar_subquery(),
-                select(func.min(C.c.created_at)).where(*own, *in_window).scalar_subquery(),
-                select(func.count()).where(*own, *in_window).scalar_subquery(),
-                select(func.count()).where(*own, *in_base).scalar_subquery(),
-            ).where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
-        )
-        for member_id, name, fac, joined, first_seen, last, first, n_window, n_base in members:
-            activity = MemberActivity(member_id, name or member_id, fac, joined, first_seen)
-            activity.last_post = _aware(last)
-            activity.first_post_in_window = _aware(first)
-            activity.posts_in_window = int(n_window or 0)
-            activity.posts_before_window = int(n_base or 0)
-            out[member_id] = activity
-        edge_window = and_(
-            E.c.community_id == community_id, E.c.created_at >= window_start, E.c.created_at <= now
-        )
-        for column, attr in ((E.c.source_id, "edges_given"), (E.c.target_id, "edges_received")):
-            rows = await conn.execute(
-                select(column, func.count()).where(edge_window).group_by(column)
+        for member_id, name, fac, joined, first_seen, last, n_window, n_base in (
+            await conn.execute(members_query)
+        ).all():
+            out[member_id] = MemberActivity(
+                member_id,
+                name or member_id,
+                bool(fac),
+                _when(joined),
+                _when(first_seen),  # type: ignore[arg-type]
+                _when(last),
+                None,
+                int(n_window or 0),
+                int(n_base or 0),
             )
-            for member_id, count in rows:
-                if member_id in out:
-                    setattr(out[member_id], attr, int(count))
+        for query, attr in zip(edge_queries, ("edges_given", "edges_received"), strict=True):
+            for member_id, count in (await conn.execute(query)).all():
+                activity = out.get(member_id)
+                if activity is not None:
+                    setattr(activity, attr, int(count))
+        alone = [
+            a.member_id
+            for a in out.values()
+            if a.posts_in_window and not a.edges_given and not a.edges_received
+        ]
+        # Usually a handful of members: one more seek each (in chunks that stay under the
+        # drivers' limits on bound parameters).
+        for i in range(0, len(alone), 5000):
+            first = (
+                select(C.c.member_id, _raw(func.min(C.c.created_at)))
+                .where(
+                    C.c.community_id == community_id,
+                    C.c.member_id.in_(alone[i : i + 5000]),
+                    *in_window,
+                )
+                .group_by(C.c.member_id)
+            )
+            for member_id, at in (await conn.execute(first)).all():
+                out[member_id].first_post_in_window = _when(at)
     return out
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything inside Hearth is aware UTC."""
-    from datetime import UTC
+def _raw(column):
+    """A timestamp column or subquery, returned without the per-value type processing."""
+    return type_coerce(column, String())
 
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+
+def _when(value: datetime | str | None) -> datetime | None:
+    """A timestamp as aware UTC, from a driver value (SQLite text or a datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

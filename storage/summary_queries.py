@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
@@ -133,30 +134,36 @@ async def active_days(
 async def daily_counts(
     store: Store, community_id: str, day_starts: Sequence[datetime], until: datetime
 ) -> dict[int, Counts]:
-    """{index of the local day: contributions that day}, days given as in :func:`active_days`."""
+    """{index of the local day: contributions that day}, days given as in :func:`active_days`
+    (any consecutive periods work: a week, then days).
+
+    One aggregate per day over its ``(community_id, created_at)`` range, glued with UNION
+    ALL: bucketing every row with a CASE and grouping on it costs a sort of the whole range.
+    """
     if not day_starts:
         return {}
     await store.flush()
-    days = (
-        select(_day_bucket(C.c.created_at, day_starts).label("day"), C.c.kinds, C.c.word_count)
-        .where(
-            C.c.community_id == community_id,
-            C.c.created_at >= day_starts[0],
-            C.c.created_at < until,
-        )
-        .subquery("days")
-    )
-    query = select(
-        days.c.day,
-        func.count().label("n"),
-        func.coalesce(func.sum(days.c.word_count), 0).label("words"),
-        *_kind_sums(days.c.kinds),
-    ).group_by(days.c.day)
+    ends = [*day_starts[1:], until]
+    parts = [
+        select(
+            literal_column(str(i)).label("day"),
+            func.count().label("n"),
+            func.coalesce(func.sum(C.c.word_count), 0).label("words"),
+            *_kind_sums(),
+        ).where(C.c.community_id == community_id, C.c.created_at >= start, C.c.created_at < end)
+        for i, (start, end) in enumerate(zip(day_starts, ends, strict=True))
+    ]
+    rows = []
     async with store.engine.connect() as conn:
-        rows = (await conn.execute(query)).mappings().all()
+        # SQLite allows at most 500 terms in a compound SELECT.
+        for i in range(0, len(parts), 400):
+            chunk = parts[i : i + 400]
+            query = union_all(*chunk) if len(chunk) > 1 else chunk[0]
+            rows += (await conn.execute(query)).mappings().all()
     return {
         int(r["day"]): Counts(int(r["n"]), int(r["words"]), {k: int(r[k] or 0) for k in KIND_BITS})
         for r in rows
+        if r["n"]
     }
 
 
@@ -185,6 +192,48 @@ async def kudos_received(
 ) -> dict[str, int]:
     """{member: kudos received} in ``[since, until)``."""
     return await kudos_counts(store, community_id, since, until)
+
+
+def _learners(community_id: str, exclude: Iterable[str]) -> list:
+    """Conditions on ``member`` for the learners: no bots, nobody who left, not ``exclude``."""
+    return [
+        M.c.community_id == community_id,
+        M.c.is_bot.is_(False),
+        M.c.left_at.is_(None),
+        M.c.member_id.not_in(list(exclude)),
+    ]
+
+
+async def learner_counts(
+    store: Store, community_id: str, since: datetime, until: datetime, exclude: Iterable[str]
+) -> tuple[int, int]:
+    """(learners, learners with a contribution in ``[since, until)``), learners being the
+    members who are not bots, have not left and are not in ``exclude`` (the facilitators).
+
+    One statement over the member rows with an index seek each on
+    ``(community_id, member_id, created_at)``: no member rows loaded, no grouping of the
+    window's contributions."""
+    await store.flush()
+    posted = exists().where(
+        C.c.community_id == M.c.community_id,
+        C.c.member_id == M.c.member_id,
+        C.c.created_at >= since,
+        C.c.created_at < until,
+    )
+    query = select(func.count(), func.coalesce(func.sum(case((posted, 1), else_=0)), 0)).where(
+        *_learners(community_id, exclude)
+    )
+    async with store.engine.connect() as conn:
+        n, active = (await conn.execute(query)).one()
+    return int(n), int(active)
+
+
+async def learner_ids(store: Store, community_id: str, exclude: Iterable[str]) -> set[str]:
+    """Ids of the learners (as in :func:`learner_counts`)."""
+    await store.flush()
+    query = select(M.c.member_id).where(*_learners(community_id, exclude))
+    async with store.engine.connect() as conn:
+        return set((await conn.execute(query)).scalars())
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,12 +182,16 @@ class SummariesCog(Cog):
         community = await store.get_community(community_id)
         assert community is not None
         tz = community["timezone"]
-        learners, staff = await roster(store, self.settings, community_id)
-        learner_ids = {r["member_id"] for r in learners}
         staff_ids = await facilitator_ids(store, self.settings, community_id)
-        counts = await sq.member_counts(store, community_id, since, until)
-        before = await sq.member_counts(store, community_id, since - WEEK, since)
-        now_total, last_total = sq.total(counts.values()), sq.total(before.values())
+        n_learners, active_learners = await sq.learner_counts(
+            store, community_id, since, until, staff_ids
+        )
+        # One pass over both weeks: period 0 is the week before, then one per local day.
+        starts = _day_starts(since, until, tz)
+        periods = await sq.daily_counts(store, community_id, [since - WEEK, *starts], until)
+        per_day = {i - 1: c for i, c in periods.items() if i >= 1}
+        now_total = sq.total(per_day.values())
+        last_total = sq.total([periods[0]] if 0 in periods else [])
         platform = community["platform"]
         threads = [
             ThreadInfo(
@@ -205,13 +209,12 @@ class SummariesCog(Cog):
         prompt = await self._week_prompt(community_id, since, until)
         answered = 0
         if prompt is not None:
-            answered = len(await self.repo.answered(community_id, prompt["id"]) & learner_ids)
+            learners = await sq.learner_ids(store, community_id, staff_ids)
+            answered = len(await self.repo.answered(community_id, prompt["id"]) & learners)
         in_week = await self.repo.per_member(community_id, since=since, until=until)
         n_open, questions = await sq.open_questions(
             store, community_id, since, until, exclude_authors=staff_ids, limit=5
         )
-        starts = _day_starts(since, until, tz)
-        per_day = await sq.daily_counts(store, community_id, starts, until)
         daily = []
         for i, start in enumerate(starts):
             c = per_day.get(i)
@@ -226,8 +229,8 @@ class SummariesCog(Cog):
             contributions=now_total.contributions,
             last_by_kind=last_total.by_kind,
             last_contributions=last_total.contributions,
-            learners=len(learners),
-            active_learners=sum(1 for m in counts if m in learner_ids),
+            learners=n_learners,
+            active_learners=active_learners,
             threads=threads,
             newcomers=newcomers,
             prompt_title=prompt["title"] if prompt else None,

@@ -1,0 +1,170 @@
+"""The quiet-member scan and the weekly summary's counts against brute force.
+
+A random community (members who left, a bot, a facilitator, replies, mentions, posts on the
+window edges) is written straight to the tables; ``member_activity``, ``learner_counts`` and
+``daily_counts`` must give exactly what a loop over every row gives, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+
+from storage import summary_queries as sq
+from storage.queries import member_activity
+from storage.repos import C, E, M
+from tests.conftest import BACKENDS
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+CID = "scan"
+NOW = datetime(2026, 11, 16, 12, tzinfo=UTC)
+WINDOW = NOW - timedelta(days=7)
+BASE = WINDOW - timedelta(days=21)
+
+
+async def _community(app, seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
+    rng = random.Random(seed)
+    members = []
+    for i in range(40):
+        members.append(
+            {
+                "community_id": CID,
+                "member_id": f"m{i}",
+                "display_name": "" if i % 7 == 0 else f"member {i}",
+                "is_bot": i == 1,
+                "is_facilitator": i == 2,
+                "joined_at": NOW - timedelta(days=rng.randint(0, 60)) if i % 3 else None,
+                "left_at": NOW - timedelta(days=1) if i == 3 else None,
+                "first_seen": NOW - timedelta(days=60, microseconds=i),
+                "tracked": True,
+                "reachable": True,
+            }
+        )
+    # Members 30 and up never post; the others post at random times, some exactly on the
+    # window's edges, one after "now".
+    edges_on = [WINDOW, NOW, BASE, WINDOW - timedelta(microseconds=1), NOW + timedelta(hours=1)]
+    posts, edges = [], []
+    for n in range(600):
+        author = f"m{rng.randrange(30)}"
+        at = (
+            edges_on[n]
+            if n < len(edges_on)
+            else NOW - timedelta(seconds=rng.randint(0, 50 * 86400))
+        )
+        at = at.replace(microsecond=0) if n % 5 == 0 and n >= len(edges_on) else at
+        posts.append(
+            {
+                "community_id": CID,
+                "message_id": str(n),
+                "member_id": author,
+                "channel_id": "c",
+                "created_at": at,
+                "kinds": rng.randrange(32),
+                "word_count": rng.randint(0, 40),
+                "attachments": 0,
+            }
+        )
+        # Interactions only among the first twenty: 20-29 post alone.
+        if int(author[1:]) < 20 and rng.random() < 0.4:
+            target = f"m{rng.randrange(20)}"
+            if target != author:
+                kind = rng.choice(("reply", "mention", "reaction"))
+                edges.append(
+                    {
+                        "community_id": CID,
+                        "kind": kind,
+                        "source_id": author,
+                        "target_id": target,
+                        "message_id": str(n),
+                        "detail": "",
+                        "weight": 1.0,
+                        "created_at": at,
+                    }
+                )
+    async with app.store.engine.begin() as conn:
+        await conn.execute(insert(M), members)
+        await conn.execute(insert(C), posts)
+        await conn.execute(insert(E), edges)
+    return members, posts, edges
+
+
+async def test_member_activity_equals_a_loop_over_every_row(app):
+    members, posts, edges = await _community(app)
+    got = await member_activity(app.store, CID, window_start=WINDOW, now=NOW, baseline_start=BASE)
+    expected_ids = {m["member_id"] for m in members if not m["is_bot"] and m["left_at"] is None}
+    assert set(got) == expected_ids
+    isolated = 0
+    for member_id, a in got.items():
+        row = next(m for m in members if m["member_id"] == member_id)
+        own = [p["created_at"] for p in posts if p["member_id"] == member_id]
+        in_window = [t for t in own if WINDOW <= t <= NOW]
+        given = sum(
+            1 for e in edges if e["source_id"] == member_id and WINDOW <= e["created_at"] <= NOW
+        )
+        received = sum(
+            1 for e in edges if e["target_id"] == member_id and WINDOW <= e["created_at"] <= NOW
+        )
+        assert a.display_name == (row["display_name"] or member_id)
+        assert a.is_facilitator == row["is_facilitator"]
+        assert a.joined_at == row["joined_at"]
+        assert a.first_seen == row["first_seen"]
+        assert a.last_post == max((t for t in own if t <= NOW), default=None)
+        assert a.posts_in_window == len(in_window)
+        assert a.posts_before_window == sum(1 for t in own if BASE <= t < WINDOW)
+        assert (a.edges_given, a.edges_received) == (given, received)
+        alone = bool(in_window) and not given and not received
+        isolated += alone
+        # Looked up exactly where the quiet labels read it.
+        assert a.first_post_in_window == (min(in_window) if alone else None)
+        for value in (a.joined_at, a.first_seen, a.last_post, a.first_post_in_window):
+            assert value is None or value.tzinfo is not None
+    assert isolated >= 5  # members 20-29 post without interacting
+
+
+async def test_learner_counts_and_periods_equal_a_loop_over_every_row(app):
+    members, posts, _edges = await _community(app, seed=11)
+    staff = {"m2", "m5"}  # the flagged facilitator and one named in the config
+    since, until = WINDOW, NOW
+    learners = [
+        m["member_id"]
+        for m in members
+        if not m["is_bot"] and m["left_at"] is None and m["member_id"] not in staff
+    ]
+    posted = {p["member_id"] for p in posts if since <= p["created_at"] < until}
+    assert await sq.learner_counts(app.store, CID, since, until, staff) == (
+        len(learners),
+        sum(1 for m in learners if m in posted),
+    )
+    assert await sq.learner_ids(app.store, CID, staff) == set(learners)
+    # The week before, then days (one of them empty), as the weekly summary asks.
+    starts = [since - timedelta(days=7), since, since + timedelta(hours=5)]
+    starts += [since + timedelta(days=d) for d in range(1, 7)]
+    starts.insert(3, starts[2] + timedelta(seconds=1))
+    got = await sq.daily_counts(app.store, CID, starts, until)
+    ends = [*starts[1:], until]
+    for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        rows = [p for p in posts if start <= p["created_at"] < end]
+        if not rows:
+            assert i not in got
+            continue
+        counts = got[i]
+        assert counts.contributions == len(rows)
+        assert counts.words == sum(p["word_count"] for p in rows)
+        assert counts.by_kind == {
+            kind: sum(1 for p in rows if p["kinds"] & (1 << bit))
+            for bit, kind in enumerate(sq.KIND_BITS)
+        }
+    assert 2 not in got  # the one-second period
+
+
+async def test_daily_counts_over_more_days_than_one_compound_select_takes(app):
+    _members, posts, _edges = await _community(app, seed=3)
+    starts = [NOW - timedelta(hours=h) for h in range(1300, 0, -1)]  # hourly, 1,300 periods
+    got = await sq.daily_counts(app.store, CID, starts, NOW)
+    assert sum(c.contributions for c in got.values()) == sum(
+        1 for p in posts if starts[0] <= p["created_at"] < NOW
+    )
