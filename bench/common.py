@@ -37,6 +37,20 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}"
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all CPU ticks, stolen ticks) since boot, from /proc/stat (Linux); (0, 0) elsewhere.
+
+    Steal is time the hypervisor gave this machine's virtual CPUs to someone else: on a
+    shared host it slows every figure here, so the results say how much there was.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        ticks = [int(v) for v in fields]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return sum(ticks[:8]), ticks[7] if len(ticks) > 7 else 0
+
+
 def rss_mb() -> float:
     """Resident set size of this process in MB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
