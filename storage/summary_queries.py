@@ -362,17 +362,26 @@ async def open_questions(
     excluded = list(exclude_authors)
     if excluded:
         conds.append(q.c.member_id.not_in(excluded))
+    # One pass: the window count is taken over every matching row before LIMIT applies.
+    query = (
+        select(
+            q.c.message_id,
+            q.c.channel_id,
+            q.c.thread_id,
+            q.c.member_id,
+            q.c.created_at,
+            func.count().over().label("total"),
+        )
+        .where(*conds)
+        .order_by(q.c.created_at, q.c.message_id)
+        .limit(max(limit, 1))
+    )
     async with store.engine.connect() as conn:
-        count = (await conn.execute(select(func.count()).select_from(q).where(*conds))).scalar_one()
-        rows = (
-            await conn.execute(
-                select(q.c.message_id, q.c.channel_id, q.c.thread_id, q.c.member_id, q.c.created_at)
-                .where(*conds)
-                .order_by(q.c.created_at, q.c.message_id)
-                .limit(limit)
-            )
-        ).all()
-    return int(count), [OpenQuestion(m, ch, t, a, _aware(at)) for m, ch, t, a, at in rows]
+        rows = (await conn.execute(query)).all()
+    count = rows[0].total if rows else 0
+    return int(count), [
+        OpenQuestion(m, ch, t, a, _aware(at)) for m, ch, t, a, at, _ in rows[:limit]
+    ]
 
 
 # -- nudges (tables of the nudges capability, read defensively) --------------------------------

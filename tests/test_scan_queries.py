@@ -168,3 +168,32 @@ async def test_daily_counts_over_more_days_than_one_compound_select_takes(app):
     assert sum(c.contributions for c in got.values()) == sum(
         1 for p in posts if starts[0] <= p["created_at"] < NOW
     )
+
+
+async def test_open_questions_counts_past_its_limit_and_lists_the_oldest(app):
+    def post(i: int, author: str, kinds: int, reply_to: str | None = None) -> dict:
+        return {
+            "community_id": CID,
+            "message_id": f"q{i}",
+            "member_id": author,
+            "channel_id": "general",
+            "thread_id": None,
+            "reply_to_id": reply_to,
+            "reply_to_member_id": "m1" if reply_to else None,
+            "created_at": WINDOW + timedelta(hours=i),
+            "kinds": kinds,
+            "word_count": 5,
+            "attachments": 0,
+        }
+
+    question = sq.QUESTION_BIT
+    rows = [post(i, "m1", question) for i in range(8)]  # eight questions, in time order
+    rows.append(post(20, "m2", 0, reply_to="q3"))  # someone answers the fourth
+    async with app.store.engine.begin() as conn:
+        await conn.execute(insert(C), rows)
+    count, oldest = await sq.open_questions(app.store, CID, WINDOW, NOW, limit=5)
+    assert count == 7
+    assert [q.message_id for q in oldest] == ["q0", "q1", "q2", "q4", "q5"]
+    count, none = await sq.open_questions(app.store, CID, WINDOW, NOW, limit=0)
+    assert (count, none) == (7, [])
+    assert await sq.open_questions(app.store, CID, NOW, NOW + timedelta(days=1)) == (0, [])
