@@ -1,9 +1,11 @@
 """The batched writer: one task owns hot-path writes.
 
 Events arrive far faster than one commit each could keep up with (a commit is an fsync on
-SQLite), so contribution and edge rows are queued here and written with Core ``insert``
-executemany in batches, in arrival order, inside one transaction per flush. Readers call
-:meth:`BatchWriter.flush` first, so a command always sees what was said before it.
+SQLite), so contribution and edge rows are queued here and written in batches, in arrival
+order, inside one transaction per flush: plain inserts as one ``INSERT .. SELECT`` over a JSON
+array per chunk (:class:`_JsonPlan`), anything else with Core executemany. Reads flush first,
+once per command (:meth:`BatchWriter.read_scope`), so a command always sees what was said
+before it.
 
 If the database is unreachable, rows stay queued (up to ``max_buffer``) and the flush is retried
 with backoff; past the bound the writer logs loudly and refuses new rows instead of dropping
