@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from storage.repos import C, E, M, Store
+from storage.types import as_utc
 
 #: Order of the contribution kinds in the ``kinds`` bit mask (mirrors ``bot.classify.KINDS``;
 #: ``storage`` may not import ``bot``, and a test checks the two stay equal).
@@ -121,17 +122,6 @@ class WeekActivity:
     active_members: int
     interactions: int
     facilitator_interactions: int
-
-
-def _aware(value: Any) -> datetime | None:
-    """Normalise what a driver hands back (SQLite: naive UTC or a string) to aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _kind_sums(column=None) -> list:
@@ -488,7 +478,7 @@ async def reply_times(
         answered=int(n_answered),
         median_seconds=median,
         unanswered=int(n_unanswered),
-        unanswered_posts=[UnansweredPost(m, a, ch, _aware(t)) for m, a, ch, t in listed],
+        unanswered_posts=[UnansweredPost(m, a, ch, as_utc(t)) for m, a, ch, t in listed],
     )
 
 

@@ -7,11 +7,12 @@ per-member numbers, never raw rows to loop over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import String, and_, func, select, type_coerce
 
 from storage.repos import C, E, M, Store
+from storage.types import as_utc
 
 
 @dataclass(slots=True)
@@ -53,8 +54,8 @@ async def member_activity(
     in_window = (C.c.created_at >= window_start, C.c.created_at <= now)
     in_base = (C.c.created_at >= baseline_start, C.c.created_at < window_start)
     # Timestamps come back as the driver gives them (text on SQLite) and are parsed by
-    # :func:`_when`: the typed column's per-value processing costs more than the query itself
-    # over ten thousand members.
+    # :func:`storage.types.as_utc`: the typed column's per-value processing costs more than
+    # the query itself over ten thousand members.
     members_query = select(
         M.c.member_id,
         M.c.display_name,
@@ -80,9 +81,9 @@ async def member_activity(
                 member_id,
                 name or member_id,
                 bool(fac),
-                _when(joined),
-                _when(first_seen),  # type: ignore[arg-type]
-                _when(last),
+                as_utc(joined),
+                as_utc(first_seen),  # type: ignore[arg-type]
+                as_utc(last),
                 None,
                 int(n_window or 0),
                 int(n_base or 0),
@@ -110,21 +111,10 @@ async def member_activity(
                 .group_by(C.c.member_id)
             )
             for member_id, at in (await conn.execute(first)).all():
-                out[member_id].first_post_in_window = _when(at)
+                out[member_id].first_post_in_window = as_utc(at)
     return out
 
 
 def _raw(column):
     """A timestamp column or subquery, returned without the per-value type processing."""
     return type_coerce(column, String())
-
-
-def _when(value: datetime | str | None) -> datetime | None:
-    """A timestamp as aware UTC, from a driver value (SQLite text or a datetime)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

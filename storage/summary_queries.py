@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,18 +34,11 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from storage.repos import CH, CM, C, E, M, Store
+from storage.types import as_utc
 
 #: Contribution kinds in bit order (mirrors ``bot.classify.KINDS``; storage may not import bot).
 KIND_BITS: tuple[str, ...] = ("idea", "builds_on", "reference", "question", "support")
 QUESTION_BIT = 1 << KIND_BITS.index("question")
-
-
-def _aware(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _kind_sums(kinds=None) -> list:
@@ -380,7 +373,7 @@ async def open_questions(
         rows = (await conn.execute(query)).all()
     count = rows[0].total if rows else 0
     return int(count), [
-        OpenQuestion(m, ch, t, a, _aware(at)) for m, ch, t, a, at, _ in rows[:limit]
+        OpenQuestion(m, ch, t, a, as_utc(at)) for m, ch, t, a, at, _ in rows[:limit]
     ]
 
 

@@ -37,6 +37,19 @@ class AwareDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp as aware UTC from whatever a driver hands back for a column read without
+    :class:`AwareDateTime` (a raw subquery, an aggregate): SQLite text or a naive datetime in
+    UTC, or PostgreSQL's aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def sqlite_text(value: datetime | None) -> str | None:
     """What :class:`AwareDateTime` stores on SQLite, computed directly: UTC, naive, and with
     microseconds always written, as SQLAlchemy's SQLite DATETIME does. The batched writer uses
