@@ -568,7 +568,7 @@ class BatchWriter:
             self._upserts[key] = stmt
         return stmt
 
-    def _json_plan(self, table: Table, row: dict[str, Any]) -> _JsonPlan | None:
+    def _plan_for(self, table: Table, row: dict[str, Any]) -> _JsonPlan | None:
         key = (table, tuple(row))
         if key not in self._plans:
             self._plans[key] = _json_plan(table, key[1], self._engine.dialect)
@@ -576,7 +576,7 @@ class BatchWriter:
 
     async def _execute(self, conn, op: _Op) -> None:
         if op.kind == "upsert_ignore":
-            plan = self._json_plan(op.table, op.rows[0]) if self._json_inserts else None
+            plan = self._plan_for(op.table, op.rows[0]) if self._json_inserts else None
             if self._dialect_insert is not None:
                 stmt = self._dialect_insert(op.table).on_conflict_do_nothing()
             else:  # pragma: no cover
