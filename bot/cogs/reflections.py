@@ -237,19 +237,7 @@ class ReflectionsCog(Cog):
         if when is None:
             log.info("reflections: no active day soon for %s; week %s skipped", cid, week)
             return []
-        prompt = await self.repo.create_prompt(
-            community_id=cid,
-            cohort=cohort,
-            slot=slot,
-            week=week,
-            prompt_key=template.id,
-            title=template.title,
-            text=template.text,
-            delivery=self.settings.reflections.delivery,
-            status="scheduled",
-            scheduled_for=when,
-            created_at=now,
-        )
+        prompt = await self._schedule_template(cid, cohort, slot, week, template, when, now)
         if when > now:
             log.info("reflections: %s week %s held back to %s (holiday)", cid, week, when)
             return []
@@ -738,25 +726,34 @@ class ReflectionsCog(Cog):
                     f"This week's prompt is already {existing['status']} (#{existing['id']}); "
                     "post your own with text:..."
                 )
-            prompt = existing or await self.repo.create_prompt(
-                community_id=cid,
-                cohort=cohort,
-                slot=slot,
-                week=week,
-                prompt_key=template.id,
-                title=template.title,
-                text=template.text,
-                delivery=self.settings.reflections.delivery,
-                status="scheduled",
-                scheduled_for=now,
-                created_by=ctx.member_id,
-                created_at=now,
+            prompt = existing or await self._schedule_template(
+                cid, cohort, slot, week, template, now, now, created_by=ctx.member_id
             )
         else:
             prompt = await self._create_own(ctx, text, now)
         actions = await self.deliver(prompt, now, community)
         prompt = await self.repo.prompt(prompt["id"]) or prompt
         return [Reply(text=self._posted_line(prompt, community), ephemeral=True), *actions]
+
+    async def _schedule_template(
+        self, cid, cohort, slot, week, template, when, now, *, created_by=None
+    ) -> dict:
+        """A prompt row from the week's template, scheduled for ``when``."""
+        extra = {"created_by": created_by} if created_by is not None else {}
+        return await self.repo.create_prompt(
+            community_id=cid,
+            cohort=cohort,
+            slot=slot,
+            week=week,
+            prompt_key=template.id,
+            title=template.title,
+            text=template.text,
+            delivery=self.settings.reflections.delivery,
+            status="scheduled",
+            scheduled_for=when,
+            created_at=now,
+            **extra,
+        )
 
     async def _create_own(self, ctx: CommandContext, text: str, when: datetime) -> dict[str, Any]:
         cohort = int(ctx.community["cohort"])
