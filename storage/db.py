@@ -45,7 +45,13 @@ def make_engine(url: str, *, echo: bool = False, schema: str = "") -> AsyncEngin
             cursor.close()
 
         return engine
-    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    # JIT compilation pays off for long analytic queries, not for a bot's: on a million
+    # contributions PostgreSQL compiled the quiet-member scan for 300 ms of its 1.2 s (its
+    # cost estimate crossed jit_above_cost) before running it.
+    server_settings = {"jit": "off"}
+    if schema:
+        server_settings["search_path"] = schema
+    connect_args = {"server_settings": server_settings}
     return create_async_engine(
         url,
         echo=echo,

@@ -78,3 +78,13 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
         assert [r[0] for r in rows] == ["m1"]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgres_sessions_run_without_jit(settings):
+    engine = engine_for(settings)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
+    finally:
+        await engine.dispose()
