@@ -3,20 +3,52 @@ and small timing/statistics utilities. Figures are always measured in the same r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine
 
 from storage.schema import metadata
+from storage.types import sqlite_text
 
 KIND_MASKS = [1, 1 | 4, 1 | 8, 2, 2 | 16, 2 | 8, 2 | 4, 1 | 8 | 4]
+
+
+#: The PostgreSQL server the PostgreSQL figures use (CI's: 127.0.0.1:5432, database test).
+PG_URL = os.environ.get(
+    "HEARTH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+@asynccontextmanager
+async def pg_schema(url: str = PG_URL) -> AsyncIterator[str | None]:
+    """A fresh schema on the PostgreSQL server, dropped afterwards; None when no server
+    answers (the PostgreSQL figures are then reported as not measured)."""
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        admin = await asyncio.wait_for(asyncpg.connect(dsn), timeout=3)
+    except Exception:  # noqa: BLE001 - no server: say so, skip
+        yield None
+        return
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield schema
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 def machine() -> str:
@@ -77,6 +109,98 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
     return statistics.median(samples)
 
 
+@dataclass(frozen=True)
+class Synthetic:
+    """A large synthetic community, the same rows whichever database it is written to.
+
+    Activity is skewed like real courses (a few very active members, a long tail); about
+    half the messages are replies, so the edge table is about half as large.
+    """
+
+    community: str = "bench"
+    members: int = 10_000
+    contributions: int = 1_000_000
+    days: int = 70
+    end: datetime = datetime(2026, 11, 16, 12, tzinfo=UTC)
+    seed: int = 3
+
+    @property
+    def start(self) -> datetime:
+        return self.end - timedelta(days=self.days)
+
+    def member_rows(self) -> list[tuple]:
+        """(community_id, member_id, display_name, is_facilitator, first_seen)."""
+        return [
+            (self.community, f"u{i}", f"learner {i}", i < 3, self.start)
+            for i in range(self.members)
+        ]
+
+    def batches(self, size: int = 50_000) -> Iterator[tuple[list[tuple], list[tuple]]]:
+        """(contribution rows, edge rows) in batches, in :data:`CONTRIBUTION_COLUMNS` and
+        :data:`EDGE_COLUMNS` order, timestamps aware UTC."""
+        rng = random.Random(self.seed)
+        weights = [1 / (i + 1) ** 0.8 for i in range(self.members)]
+        step = max((self.end - self.start).total_seconds() / self.contributions, 0.001)
+        authors = rng.choices(range(self.members), weights=weights, k=self.contributions)
+        batch_c: list[tuple] = []
+        batch_e: list[tuple] = []
+        for i in range(self.contributions):
+            at = self.start + timedelta(seconds=i * step)
+            author = f"u{authors[i]}"
+            reply = i > 10 and rng.random() < 0.5
+            target = f"u{authors[rng.randint(max(0, i - 50), i - 1)]}" if reply else None
+            if target == author:
+                target = None
+            mask = rng.choice(KIND_MASKS)
+            batch_c.append(
+                (
+                    self.community,
+                    str(i),
+                    author,
+                    f"c{i % 12}",
+                    None,
+                    str(i - 1) if target else None,
+                    target,
+                    at,
+                    mask,
+                    rng.randint(3, 80),
+                    0,
+                )
+            )
+            if target:
+                batch_e.append((self.community, "reply", author, target, str(i), "", 1.0, at))
+            if len(batch_c) >= size:
+                yield batch_c, batch_e
+                batch_c, batch_e = [], []
+        if batch_c:
+            yield batch_c, batch_e
+
+
+CONTRIBUTION_COLUMNS = (
+    "community_id",
+    "message_id",
+    "member_id",
+    "channel_id",
+    "thread_id",
+    "reply_to_id",
+    "reply_to_member_id",
+    "created_at",
+    "kinds",
+    "word_count",
+    "attachments",
+)
+EDGE_COLUMNS = (
+    "community_id",
+    "kind",
+    "source_id",
+    "target_id",
+    "message_id",
+    "detail",
+    "weight",
+    "created_at",
+)
+
+
 def populate(
     path: Path,
     *,
@@ -87,82 +211,86 @@ def populate(
     end: datetime | None = None,
     seed: int = 3,
 ) -> datetime:
-    """Create the schema and write a community straight to SQLite; returns its 'now'.
-
-    Activity is skewed like real courses (a few very active members, a long tail); about
-    half the messages are replies, so the edge table is about half as large.
-    """
-    end = end or datetime(2026, 11, 16, 12, tzinfo=UTC)
-    start = end - timedelta(days=days)
+    """Create the schema and write a :class:`Synthetic` community straight to SQLite;
+    returns its 'now'."""
+    data = Synthetic(community, members, contributions, days, end or Synthetic.end, seed)
     engine = create_engine(f"sqlite:///{path}")
     metadata().create_all(engine)
     engine.dispose()
-    rng = random.Random(seed)
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
-    fmt = "%Y-%m-%d %H:%M:%S.%f"
-    first_seen = start.replace(tzinfo=None).strftime(fmt)
+    first_seen = sqlite_text(data.start)
     con.executemany(
         "INSERT INTO member (community_id, member_id, display_name, is_bot, is_facilitator, "
         "first_seen, tracked, reachable) VALUES (?, ?, ?, 0, ?, ?, 1, 1)",
-        [(community, f"u{i}", f"learner {i}", int(i < 3), first_seen) for i in range(members)],
+        [(c, m, name, int(fac), first_seen) for c, m, name, fac, _ in data.member_rows()],
     )
     con.execute(
         "INSERT INTO community (id, platform, name, timezone, cohort, settings_json, created_at) "
         "VALUES (?, 'console', 'Bench course', 'UTC', 1, '{}', ?)",
         (community, first_seen),
     )
-    weights = [1 / (i + 1) ** 0.8 for i in range(members)]
-    span = (end - start).total_seconds()
-    batch_c: list[tuple] = []
-    batch_e: list[tuple] = []
-    step = max(span / contributions, 0.001)
-    authors = rng.choices(range(members), weights=weights, k=contributions)
-    for i in range(contributions):
-        at = (start + timedelta(seconds=i * step)).replace(tzinfo=None).strftime(fmt)
-        author = f"u{authors[i]}"
-        reply = i > 10 and rng.random() < 0.5
-        target = f"u{authors[rng.randint(max(0, i - 50), i - 1)]}" if reply else None
-        if target == author:
-            target = None
-        mask = rng.choice(KIND_MASKS)
-        batch_c.append(
-            (
-                community,
-                str(i),
-                author,
-                f"c{i % 12}",
-                None,
-                str(i - 1) if target else None,
-                target,
-                at,
-                mask,
-                rng.randint(3, 80),
-                0,
-            )
+    at = CONTRIBUTION_COLUMNS.index("created_at")
+    for batch_c, batch_e in data.batches():
+        # Stored as AwareDateTime stores them on SQLite: naive UTC text.
+        _flush(
+            con,
+            [(*r[:at], sqlite_text(r[at]), *r[at + 1 :]) for r in batch_c],
+            [(*r[:-1], sqlite_text(r[-1])) for r in batch_e],
         )
-        if target:
-            batch_e.append((community, "reply", author, target, str(i), "", 1.0, at))
-        if len(batch_c) >= 50_000:
-            _flush(con, batch_c, batch_e)
-    _flush(con, batch_c, batch_e)
     con.close()
-    return end
+    return data.end
+
+
+async def populate_postgres(url: str, schema: str, data: Synthetic) -> None:
+    """Write a :class:`Synthetic` community with COPY into ``schema`` (tables already made),
+    then VACUUM ANALYZE it, as autovacuum would have done to a table that size in service."""
+    import asyncpg
+
+    conn = await asyncpg.connect(
+        url.replace("postgresql+asyncpg://", "postgresql://"),
+        server_settings={"search_path": schema},
+    )
+    try:
+        await conn.execute(
+            "INSERT INTO community (id, platform, name, timezone, cohort, settings_json, "
+            "created_at) VALUES ($1, 'console', 'Bench course', 'UTC', 1, '{}', $2)",
+            data.community,
+            data.start,
+        )
+        await conn.copy_records_to_table(
+            "member",
+            records=[(*row, False, True, True) for row in data.member_rows()],
+            columns=[
+                "community_id",
+                "member_id",
+                "display_name",
+                "is_facilitator",
+                "first_seen",
+                "is_bot",
+                "tracked",
+                "reachable",
+            ],
+        )
+        for batch_c, batch_e in data.batches():
+            await conn.copy_records_to_table(
+                "contribution", records=batch_c, columns=list(CONTRIBUTION_COLUMNS)
+            )
+            await conn.copy_records_to_table("edge", records=batch_e, columns=list(EDGE_COLUMNS))
+        await conn.execute("VACUUM ANALYZE member, contribution, edge")
+    finally:
+        await conn.close()
 
 
 def _flush(con: sqlite3.Connection, batch_c: list, batch_e: list) -> None:
     with con:
-        con.executemany(
-            "INSERT INTO contribution (community_id, message_id, member_id, channel_id, thread_id, "
-            "reply_to_id, reply_to_member_id, created_at, kinds, word_count, attachments) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            batch_c,
-        )
-        con.executemany(
-            "INSERT INTO edge (community_id, kind, source_id, target_id, message_id, detail, "
-            "weight, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            batch_e,
-        )
-    batch_c.clear()
-    batch_e.clear()
+        for table, columns, rows in (
+            ("contribution", CONTRIBUTION_COLUMNS, batch_c),
+            ("edge", EDGE_COLUMNS, batch_e),
+        ):
+            con.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                rows,
+            )

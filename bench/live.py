@@ -14,25 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import PG_URL, percentile, pg_schema  # noqa: E402
 from bench.ingest import make_events  # noqa: E402
 from bot.app import HearthApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.events import CommandInvoked, MemberRef, PlaceRef  # noqa: E402
-
-PG_URL = os.environ.get(
-    "HEARTH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 async def loop_lag_probe(stop: asyncio.Event, samples: list[float], interval=0.005) -> None:
@@ -121,13 +115,9 @@ async def pg_ingest(n: int) -> dict | None:
     import asyncpg
 
     dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-    try:
-        admin = await asyncio.wait_for(asyncpg.connect(dsn), timeout=3)
-    except Exception:  # noqa: BLE001 - no server: say so, skip
-        return None
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with pg_schema() as schema:
+        if schema is None:
+            return None
         settings = Settings.model_validate(
             {"storage": {"database_url": PG_URL, "pg_schema": schema, "batch_size": 5000}}
         )
@@ -177,9 +167,6 @@ async def pg_ingest(n: int) -> dict | None:
         )
         copy_s = time.perf_counter() - started
         await conn.close()
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
     engine_rate = (n - 1) / engine_s
     copy_rate = len(rows) / copy_s
     return {

@@ -137,6 +137,22 @@ def render(results: dict, total: float, steal: float | None = None) -> str:
                 verdict(scale["weekly_summary_ms"] < 200),
             )
         )
+        scale_pg = scale.get("postgres")
+        if scale_pg:
+            for key, name in (
+                ("quiet_scan_ms", "quiet-member scan"),
+                ("weekly_summary_ms", "weekly cohort summary"),
+            ):
+                rows.append(
+                    (
+                        f"{name}, PostgreSQL, the same 1,000,000 contributions",
+                        fmt(scale_pg[key], " ms"),
+                        "< 200 ms",
+                        verdict(scale_pg[key] < 200),
+                    )
+                )
+        else:
+            rows.append(("scan and summary on PostgreSQL", "skipped (no server)", "", ""))
         rows.append(
             (
                 "resident memory, 10,000 members, 1,000,000 contributions",

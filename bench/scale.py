@@ -5,7 +5,9 @@ Prints, measured in one run:
   (``summaries.weekly``: SQL aggregates, content and chart) on 1,000,000 contributions
   (goal: under 200 ms each);
 - the resident memory of the process after it has opened that database and seen a message
-  from each of its 10,000 members (goal: under 200 MB).
+  from each of its 10,000 members (goal: under 200 MB);
+- the same scan and summary on PostgreSQL (the same rows, written with COPY), when a server
+  answers at ``HEARTH_TEST_DATABASE_URL`` (default 127.0.0.1:5432, database test).
 
     python bench/scale.py [--contributions 1000000] [--members 10000]
 """
@@ -19,17 +21,25 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import populate, rss_mb  # noqa: E402
+from bench.common import (  # noqa: E402
+    PG_URL,
+    Synthetic,
+    pg_schema,
+    populate,
+    populate_postgres,
+    rss_mb,
+)
 from bot.app import HearthApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.events import MemberRef, MessagePosted, PlaceRef  # noqa: E402
 from bot.quiet import quiet_states  # noqa: E402
+from storage.db import redact  # noqa: E402
 
 
 async def median_ms(make, repeat: int = 5) -> float:
@@ -39,6 +49,66 @@ async def median_ms(make, repeat: int = 5) -> float:
         await make()
         samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples)
+
+
+async def everyone_speaks(app: HearthApp, clock: FakeClock, members: int) -> None:
+    """Every member posts once more, through the engine, so the process holds what a live
+    bot holds (its caches of every member)."""
+    place = PlaceRef("console", "bench", "c1")
+    for i in range(members):
+        clock.advance(timedelta(seconds=1))
+        await app.engine.dispatch(
+            MessagePosted(
+                at=clock.now(),
+                author=MemberRef("console", f"u{i}", f"learner {i}"),
+                place=place,
+                message_id=f"live-{i}",
+                text="hello again",
+            )
+        )
+    await app.store.flush()
+
+
+def weekly_summary(app: HearthApp, community_id: str, now: datetime):
+    """What the cohort channel gets each week: the week's numbers, the text, the chart."""
+    from bot.summary_content import cohort_summary
+
+    summaries = next(c for c in app.engine.cogs if c.name == "summaries")
+
+    async def build():
+        data = await summaries.week_data(community_id, now - timedelta(days=7), now)
+        chart = await summaries._chart(data)
+        cohort_summary(data, summaries.templates, root="course", chart=chart)
+
+    return build
+
+
+async def on_postgres(contributions: int, members: int) -> dict | None:
+    """Quiet scan and weekly summary over the same community on PostgreSQL."""
+    async with pg_schema() as schema:
+        if schema is None:
+            return None
+        data = Synthetic(members=members, contributions=contributions)
+        settings = Settings.model_validate(
+            {"storage": {"database_url": PG_URL, "pg_schema": schema}}
+        )
+        clock = FakeClock(data.end)
+        app = await HearthApp.create(settings, clock=clock)  # migrations build the schema
+        await app.close()
+        started = time.perf_counter()
+        await populate_postgres(PG_URL, schema, data)
+        load_s = time.perf_counter() - started
+        app = await HearthApp.create(settings, clock=clock, migrate=False)
+        try:
+            await everyone_speaks(app, clock, members)
+            now = clock.now()
+            quiet_ms = await median_ms(
+                lambda: quiet_states(app.store, data.community, now, settings.analytics)
+            )
+            weekly_ms = await median_ms(weekly_summary(app, data.community, now))
+        finally:
+            await app.close()
+    return {"load_seconds": load_s, "quiet_scan_ms": quiet_ms, "weekly_summary_ms": weekly_ms}
 
 
 async def main(contributions: int, members: int) -> dict:
@@ -52,52 +122,27 @@ async def main(contributions: int, members: int) -> dict:
         clock = FakeClock(now)
         app = await HearthApp.create(settings, clock=clock, migrate=False)
         try:
-            # Every member speaks once, so the process holds what a live bot holds.
-            place = PlaceRef("console", "bench", "c1")
-            for i in range(members):
-                clock.advance(timedelta(seconds=1))
-                await app.engine.dispatch(
-                    MessagePosted(
-                        at=clock.now(),
-                        author=MemberRef("console", f"u{i}", f"learner {i}"),
-                        place=place,
-                        message_id=f"live-{i}",
-                        text="hello again",
-                    )
-                )
-            await app.store.flush()
+            await everyone_speaks(app, clock, members)
             rss = rss_mb()  # steady state: a live bot tracking every member
             quiet_ms = await median_ms(
                 lambda: quiet_states(app.store, "bench", clock.now(), settings.analytics)
             )
             states = await quiet_states(app.store, "bench", clock.now(), settings.analytics)
-            weekly_ms = report_ms = float("nan")
-            summaries = next((c for c in app.engine.cogs if c.name == "summaries"), None)
-            if summaries is not None:
-                from bot.summary_content import cohort_summary
+            weekly_ms = await median_ms(weekly_summary(app, "bench", clock.now()))
+            counter = iter(range(1000))
 
-                since = clock.now() - timedelta(days=7)
+            async def whole_job():
+                # The whole job also builds the private facilitator report (a table of
+                # every learner and the network); reported for information.
+                await app.scheduler.fire_now(
+                    "summaries.weekly", "bench", period=f"bench-{next(counter)}"
+                )
 
-                async def weekly():
-                    # What the cohort channel gets: the week's numbers, the text, the chart.
-                    data = await summaries.week_data("bench", since, clock.now())
-                    chart = await summaries._chart(data)
-                    cohort_summary(data, summaries.templates, root="course", chart=chart)
-
-                weekly_ms = await median_ms(weekly)
-                counter = iter(range(1000))
-
-                async def whole_job():
-                    # The whole job also builds the private facilitator report (a table of
-                    # every learner and the network); reported for information.
-                    await app.scheduler.fire_now(
-                        "summaries.weekly", "bench", period=f"bench-{next(counter)}"
-                    )
-
-                report_ms = await median_ms(whole_job, repeat=1)
+            report_ms = await median_ms(whole_job, repeat=1)
             rss_peak = rss_mb()
         finally:
             await app.close()
+    pg = await on_postgres(contributions, members)
     by_state: dict[str, int] = {}
     for state in states.values():
         by_state[state.state] = by_state.get(state.state, 0) + 1
@@ -112,6 +157,7 @@ async def main(contributions: int, members: int) -> dict:
         "rss_after_report_jobs_mb": rss_peak,
         "rss_before_app_mb": rss_before,
         "states": by_state,
+        "postgres": pg,
     }
     print(
         f"community: {members:,} members, {contributions:,} contributions "
@@ -124,6 +170,14 @@ async def main(contributions: int, members: int) -> dict:
         f"resident memory:       {rss:8.1f} MB  (goal < 200 MB; {rss_before:.0f} MB before "
         "the app opened the database)"
     )
+    if pg is None:
+        print(f"PostgreSQL: no server at {redact(PG_URL)}; not measured")
+    else:
+        print(
+            f"PostgreSQL (loaded with COPY in {pg['load_seconds']:.1f} s): quiet-member scan "
+            f"{pg['quiet_scan_ms']:.1f} ms, weekly cohort summary "
+            f"{pg['weekly_summary_ms']:.1f} ms  (goal < 200 ms each)"
+        )
     return result
 
 
