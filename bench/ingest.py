@@ -7,7 +7,7 @@ file with the same schema, and prints events/s for both and their ratio, measure
 
     python bench/ingest.py [--events 100000]
 
-Goal (issue 2): at least 20,000 events/s and a ratio of at least 0.25.
+Goals: at least 20,000 events/s; a ratio of at least 0.5 (issue 9; issue 2 asked 0.25).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ async def main(n: int) -> dict:
         "  (goal >= 20,000)"
     )
     print(f"raw sqlite3 executemany: {raw:7.2f} s  {raw_rate:10,.0f} rows/s")
-    print(f"ratio engine/raw:        {result['ratio']:.3f}  (goal >= 0.25)")
+    print(f"ratio engine/raw:        {result['ratio']:.3f}  (goal >= 0.5; issue 2 asked 0.25)")
     return result
 
 

@@ -161,6 +161,16 @@ def render(results: dict, total: float, steal: float | None = None) -> str:
                 verdict(scale["rss_mb"] < 200),
             )
         )
+        after = scale.get("rss_after_report_jobs_mb")
+        if after is not None:
+            rows.append(
+                (
+                    "  the same process after its weekly job (summary and facilitator report)",
+                    fmt(after, " MB"),
+                    "< 200 MB",
+                    verdict(after < 200),
+                )
+            )
     rows.append(("`hearth bench` total", fmt(total, " s", 0), "< 300 s", verdict(total < 300)))
     lines = [
         "# Benchmark results",

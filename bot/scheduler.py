@@ -32,6 +32,7 @@ from bot.clock import Clock
 from bot.engine import Engine
 from bot.events import ScheduledTick
 from bot.jobs import JobSpec
+from bot.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,9 @@ class SchedulerService:
         self.runs.append((job, community_id, period))
         self.engine.services.observer.job_ran(job, time.perf_counter() - started)
         log.info("job %s ran for %s (period %s)", job, community_id, period)
+        # A big report frees tens of megabytes when it finishes; without this glibc keeps
+        # the pages, and the process its peak size, until the next week's run.
+        await asyncio.to_thread(release_freed_memory)
         return True
 
     async def fire_now(self, job: str, community_id: str, period: str | None = None) -> bool:

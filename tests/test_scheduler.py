@@ -225,3 +225,33 @@ async def test_tick_runs_a_job_now(tmp_path, with_daily):
             await session.tick("no.such.job")
     finally:
         await app.close()
+
+
+async def test_memory_a_job_freed_is_given_back_after_it_runs(tmp_path, with_daily, monkeypatch):
+    import bot.scheduler
+
+    released: list[object] = []
+    monkeypatch.setattr(bot.scheduler, "release_freed_memory", lambda: released.append(1))
+    clock = FakeClock(datetime(2026, 9, 7, 12, tzinfo=UTC))
+    app, session = await open_app(tmp_path / "t.db", clock)
+    try:
+        before = len(released)
+        await session.tick("test.daily")
+        assert len(released) == before + 1
+        # A run already claimed (here, or by another process) does nothing, so frees nothing.
+        assert await app.scheduler.fire("test.daily", "console", None, period="manual:y")
+        assert not await app.scheduler.fire("test.daily", "console", None, period="manual:y")
+        assert len(released) == before + 2
+    finally:
+        await app.close()
+
+
+def test_release_freed_memory_works_on_glibc():
+    import platform
+
+    from bot.memory import release_freed_memory
+
+    libc, _version = platform.libc_ver()
+    if libc != "glibc":
+        pytest.skip(f"malloc_trim needs glibc; this C library is {libc or 'unknown'}")
+    assert release_freed_memory() is True
