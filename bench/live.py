@@ -21,7 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PG_URL, percentile, pg_schema  # noqa: E402
+from bench.common import (  # noqa: E402
+    CONTRIBUTION_COLUMNS,
+    EDGE_COLUMNS,
+    PG_URL,
+    percentile,
+    pg_schema,
+)
 from bench.ingest import make_events  # noqa: E402
 from bot.app import HearthApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
@@ -130,32 +136,9 @@ async def pg_ingest(n: int) -> dict | None:
         engine_s = time.perf_counter() - started
         await app.close()
         conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-        columns = [
-            "community_id",
-            "message_id",
-            "member_id",
-            "channel_id",
-            "thread_id",
-            "reply_to_id",
-            "reply_to_member_id",
-            "created_at",
-            "kinds",
-            "word_count",
-            "attachments",
-            "text",
-            "edited_at",
-        ]
+        columns = [*CONTRIBUTION_COLUMNS, "text", "edited_at"]
         rows = await conn.fetch(f"SELECT {', '.join(columns)} FROM contribution")
-        edge_cols = [
-            "community_id",
-            "kind",
-            "source_id",
-            "target_id",
-            "message_id",
-            "detail",
-            "weight",
-            "created_at",
-        ]
+        edge_cols = list(EDGE_COLUMNS)
         edges = await conn.fetch(f"SELECT {', '.join(edge_cols)} FROM edge")
         await conn.execute("TRUNCATE contribution, edge")
         started = time.perf_counter()
