@@ -106,9 +106,22 @@ async def on_postgres(contributions: int, members: int) -> dict | None:
                 lambda: quiet_states(app.store, data.community, now, settings.analytics)
             )
             weekly_ms = await median_ms(weekly_summary(app, data.community, now))
+            states = await quiet_states(app.store, data.community, now, settings.analytics)
         finally:
             await app.close()
-    return {"load_seconds": load_s, "quiet_scan_ms": quiet_ms, "weekly_summary_ms": weekly_ms}
+    return {
+        "load_seconds": load_s,
+        "quiet_scan_ms": quiet_ms,
+        "weekly_summary_ms": weekly_ms,
+        "states": state_counts(states),
+    }
+
+
+def state_counts(states: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state.state] = counts.get(state.state, 0) + 1
+    return counts
 
 
 async def main(contributions: int, members: int) -> dict:
@@ -143,9 +156,7 @@ async def main(contributions: int, members: int) -> dict:
         finally:
             await app.close()
     pg = await on_postgres(contributions, members)
-    by_state: dict[str, int] = {}
-    for state in states.values():
-        by_state[state.state] = by_state.get(state.state, 0) + 1
+    by_state = state_counts(states)
     result = {
         "contributions": contributions,
         "members": members,
@@ -176,7 +187,8 @@ async def main(contributions: int, members: int) -> dict:
         print(
             f"PostgreSQL (loaded with COPY in {pg['load_seconds']:.1f} s): quiet-member scan "
             f"{pg['quiet_scan_ms']:.1f} ms, weekly cohort summary "
-            f"{pg['weekly_summary_ms']:.1f} ms  (goal < 200 ms each)"
+            f"{pg['weekly_summary_ms']:.1f} ms  (goal < 200 ms each); the same states as on "
+            f"SQLite: {'yes' if pg['states'] == by_state else 'NO: ' + str(pg['states'])}"
         )
     return result
 
