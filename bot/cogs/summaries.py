@@ -177,18 +177,38 @@ class SummariesCog(Cog):
     # -- gathering --------------------------------------------------------------------------------
 
     async def week_data(self, community_id: str, since: datetime, until: datetime) -> WeekData:
-        """The numbers of ``[since, until)`` and of the seven days before it."""
+        """The numbers of ``[since, until)`` and of the seven days before it.
+
+        The aggregates are independent of each other, so they run concurrently, each on its
+        own pooled connection (as in ``bot.analytics.compute_analytics``): on SQLite each runs
+        in its own thread outside the GIL, on PostgreSQL in its own backend.
+        """
         store = self.store
         community = await store.get_community(community_id)
         assert community is not None
         tz = community["timezone"]
         staff_ids = await facilitator_ids(store, self.settings, community_id)
-        n_learners, active_learners = await sq.learner_counts(
-            store, community_id, since, until, staff_ids
-        )
         # One pass over both weeks: period 0 is the week before, then one per local day.
         starts = _day_starts(since, until, tz)
-        periods = await sq.daily_counts(store, community_id, [since - WEEK, *starts], until)
+        (
+            (n_learners, active_learners),
+            periods,
+            busiest,
+            joined,
+            prompt,
+            in_week,
+            (n_open, questions),
+        ) = await asyncio.gather(
+            sq.learner_counts(store, community_id, since, until, staff_ids),
+            sq.daily_counts(store, community_id, [since - WEEK, *starts], until),
+            sq.busiest_threads(store, community_id, since, until),
+            sq.newcomers(store, community_id, since, until, staff_ids),
+            self._week_prompt(community_id, since, until),
+            self.repo.per_member(community_id, since=since, until=until),
+            sq.open_questions(
+                store, community_id, since, until, exclude_authors=staff_ids, limit=5
+            ),
+        )
         per_day = {i - 1: c for i, c in periods.items() if i >= 1}
         now_total = sq.total(per_day.values())
         last_total = sq.total([periods[0]] if 0 in periods else [])
@@ -200,21 +220,13 @@ class SummariesCog(Cog):
                 t.messages,
                 t.participants,
             )
-            for t in await sq.busiest_threads(store, community_id, since, until)
+            for t in busiest
         ]
-        newcomers = [
-            display_name(r)
-            for r in await sq.newcomers(store, community_id, since, until, staff_ids)
-        ]
-        prompt = await self._week_prompt(community_id, since, until)
+        newcomers = [display_name(r) for r in joined]
         answered = 0
         if prompt is not None:
             learners = await sq.learner_ids(store, community_id, staff_ids)
             answered = len(await self.repo.answered(community_id, prompt["id"]) & learners)
-        in_week = await self.repo.per_member(community_id, since=since, until=until)
-        n_open, questions = await sq.open_questions(
-            store, community_id, since, until, exclude_authors=staff_ids, limit=5
-        )
         daily = []
         for i, start in enumerate(starts):
             c = per_day.get(i)
