@@ -6,6 +6,7 @@ per-member numbers, never raw rows to loop over.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,7 +41,7 @@ async def member_activity(
 ) -> dict[str, MemberActivity]:
     """Per non-bot member: last post ever, posts in [window_start, now] and in
     [baseline_start, window_start), reply/mention/reaction/kudos edges given and received in the
-    window: four statements whatever the community size.
+    window: three concurrent statements whatever the community size.
 
     ``first_post_in_window`` is looked up only for members who posted in the window and had
     no interaction in it either way (the one case that reads it, see ``bot.quiet``); it is
@@ -73,46 +74,53 @@ async def member_activity(
         select(column, func.count()).where(edge_window).group_by(column)
         for column in (E.c.source_id, E.c.target_id)
     ]
-    async with store.engine.connect() as conn:
-        for member_id, name, fac, joined, first_seen, last, n_window, n_base in (
-            await conn.execute(members_query)
-        ).all():
-            out[member_id] = MemberActivity(
-                member_id,
-                name or member_id,
-                bool(fac),
-                as_utc(joined),
-                as_utc(first_seen),  # type: ignore[arg-type]
-                as_utc(last),
-                None,
-                int(n_window or 0),
-                int(n_base or 0),
+    # The three statements are independent: each runs on its own pooled connection, so on
+    # SQLite each in its own thread outside the GIL, and they share the machine's cores.
+    member_rows, given, received = await asyncio.gather(
+        _all(store, members_query), *(_all(store, q) for q in edge_queries)
+    )
+    for member_id, name, fac, joined, first_seen, last, n_window, n_base in member_rows:
+        out[member_id] = MemberActivity(
+            member_id,
+            name or member_id,
+            bool(fac),
+            as_utc(joined),
+            as_utc(first_seen),  # type: ignore[arg-type]
+            as_utc(last),
+            None,
+            int(n_window or 0),
+            int(n_base or 0),
+        )
+    for rows, attr in ((given, "edges_given"), (received, "edges_received")):
+        for member_id, count in rows:
+            activity = out.get(member_id)
+            if activity is not None:
+                setattr(activity, attr, int(count))
+    alone = [
+        a.member_id
+        for a in out.values()
+        if a.posts_in_window and not a.edges_given and not a.edges_received
+    ]
+    # Usually a handful of members: one more seek each (in chunks that stay under the
+    # drivers' limits on bound parameters).
+    for i in range(0, len(alone), 5000):
+        first = (
+            select(C.c.member_id, _raw(func.min(C.c.created_at)))
+            .where(
+                C.c.community_id == community_id,
+                C.c.member_id.in_(alone[i : i + 5000]),
+                *in_window,
             )
-        for query, attr in zip(edge_queries, ("edges_given", "edges_received"), strict=True):
-            for member_id, count in (await conn.execute(query)).all():
-                activity = out.get(member_id)
-                if activity is not None:
-                    setattr(activity, attr, int(count))
-        alone = [
-            a.member_id
-            for a in out.values()
-            if a.posts_in_window and not a.edges_given and not a.edges_received
-        ]
-        # Usually a handful of members: one more seek each (in chunks that stay under the
-        # drivers' limits on bound parameters).
-        for i in range(0, len(alone), 5000):
-            first = (
-                select(C.c.member_id, _raw(func.min(C.c.created_at)))
-                .where(
-                    C.c.community_id == community_id,
-                    C.c.member_id.in_(alone[i : i + 5000]),
-                    *in_window,
-                )
-                .group_by(C.c.member_id)
-            )
-            for member_id, at in (await conn.execute(first)).all():
-                out[member_id].first_post_in_window = as_utc(at)
+            .group_by(C.c.member_id)
+        )
+        for member_id, at in await _all(store, first):
+            out[member_id].first_post_in_window = as_utc(at)
     return out
+
+
+async def _all(store: Store, query) -> list:
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(query)).all())
 
 
 def _raw(column):
