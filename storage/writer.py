@@ -3,7 +3,8 @@
 Events arrive far faster than one commit each could keep up with (a commit is an fsync on
 SQLite), so contribution and edge rows are queued here and written in batches, in arrival
 order, inside one transaction per flush: plain inserts as one ``INSERT .. SELECT`` over a JSON
-array per chunk (:class:`_JsonPlan`), anything else with Core executemany. Reads flush first,
+array per chunk (:class:`_JsonPlan`; on SQLite all of a table's chunks in one call to the
+connection's thread), anything else with Core executemany. Reads flush first,
 once per command (:meth:`BatchWriter.read_scope`), so a command always sees what was said
 before it.
 
@@ -25,6 +26,7 @@ import asyncio
 import json
 import logging
 import operator
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -183,6 +185,38 @@ def _json_plan(table: Table, names: tuple[str, ...], dialect) -> _JsonPlan | Non
         return None
     sql = f"INSERT INTO {target} {source} ON CONFLICT DO NOTHING"
     return _JsonPlan(sql, operator.itemgetter(*names), tuple(processors), len(names))
+
+
+def _write_json(dbapi_conn: sqlite3.Connection, plan: _JsonPlan, rows: list) -> int:
+    """Runs in aiosqlite's thread: build and execute each chunk's JSON insert; returns how
+    many rows were written before the first chunk JSON cannot carry (all of them, usually)."""
+    for start in range(0, len(rows), JSON_CHUNK):
+        payload = plan.payload(rows[start : start + JSON_CHUNK])
+        if payload is None:
+            return start
+        dbapi_conn.execute(plan.sql, (payload,))
+    return len(rows)
+
+
+async def _json_in_driver_thread(conn, plan: _JsonPlan, rows: list) -> int:
+    """Write ``rows`` through ``plan`` on SQLite in one call to the connection's own thread.
+
+    Through SQLAlchemy every statement is three round trips to aiosqlite's thread (cursor,
+    execute, close), and each waits until the event loop next runs, which under ingest is
+    whenever the producer yields: a flush of 20,000 rows spent more time waiting than writing.
+    Here the thread also builds the JSON, so the event loop never holds for it. The call goes
+    through aiosqlite's queue (``_execute``), as SQLAlchemy's own adapter does for settings
+    aiosqlite has no API for; the transaction is the one SQLAlchemy opened on the connection.
+    """
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection  # aiosqlite.Connection
+    try:
+        return await driver._execute(_write_json, driver._conn, plan, rows)
+    except sqlite3.Error as exc:
+        # As SQLAlchemy would raise it, so that a refused row is told from a lost database.
+        raise DBAPIError.instance(
+            plan.sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
+        ) from exc
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -581,9 +615,12 @@ class BatchWriter:
                 stmt = self._dialect_insert(op.table).on_conflict_do_nothing()
             else:  # pragma: no cover
                 stmt = insert(op.table)
-            # Chunks of JSON_CHUNK rows: building one holds the event loop for a few
-            # milliseconds, and the loop runs between chunks while the database works.
-            for start in range(0, len(op.rows), JSON_CHUNK):
+            done = 0
+            if plan is not None and self._engine.dialect.name == "sqlite":
+                done = await _json_in_driver_thread(conn, plan, op.rows)
+            # What is left (rows JSON cannot carry, or PostgreSQL): chunks of JSON_CHUNK
+            # rows, so building one holds the event loop for a few milliseconds at most.
+            for start in range(done, len(op.rows), JSON_CHUNK):
                 rows = op.rows[start : start + JSON_CHUNK]
                 payload = plan.payload(rows) if plan is not None else None
                 if payload is not None:

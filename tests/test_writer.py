@@ -14,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from storage import writer as writer_module
 from storage.db import make_engine
 from storage.repos import C, E, M
 from storage.schema import metadata
@@ -49,6 +50,19 @@ def contribution(message_id: str, member_id: str = "alice") -> dict:
         "attachments": 0,
         "text": None,
         "edited_at": None,
+    }
+
+
+def edge(message_id: str) -> dict:
+    return {
+        "community_id": "course",
+        "kind": "reply",
+        "source_id": "alice",
+        "target_id": "bob",
+        "message_id": message_id,
+        "detail": "",
+        "weight": 1.0,
+        "created_at": AT,
     }
 
 
@@ -124,6 +138,46 @@ async def test_same_table_order_is_kept_around_an_upsert(app):
     async with app.store.engine.connect() as conn:
         names = dict((await conn.execute(select(M.c.member_id, M.c.display_name))).all())
     assert names == {"alice": "renamed", "bob": "Bob"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_sqlite_flush_is_one_trip_to_the_driver_thread_per_table(app, monkeypatch):
+    """Through SQLAlchemy each 1,000-row chunk cost three trips to aiosqlite's thread (cursor,
+    execute, close), each waiting for the busy event loop; the writer now makes one per table,
+    and the JSON is built in that thread."""
+    import threading
+
+    import aiosqlite
+
+    writer = app.store.writer
+    await writer.flush()
+    calls: list[str] = []
+    built_in: set[str] = set()
+    real_execute = aiosqlite.Connection._execute
+    real_payload = writer_module._JsonPlan.payload
+
+    async def counting_execute(self, fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real_execute(self, fn, *args, **kwargs)
+
+    def recording_payload(self, rows):
+        built_in.add(threading.current_thread().name)
+        return real_payload(self, rows)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting_execute)
+    monkeypatch.setattr(writer_module._JsonPlan, "payload", recording_payload)
+    for i in range(3500):
+        writer.insert_ignore(C, contribution(str(i), f"m{i % 7}"))
+    for i in range(2500):
+        writer.insert_ignore(E, edge(str(i)))
+    assert await writer.flush() == 6000
+    assert calls.count("_write_json") == 2  # one per table, whatever the number of chunks
+    # The rest: the commit and the pool's reset of the returned connection.
+    assert calls[2:] == ["commit", "rollback"], calls
+    assert threading.current_thread().name not in built_in  # never on the event loop
+    async with app.store.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 3500
+        assert (await conn.execute(select(func.count()).select_from(E))).scalar_one() == 2500
 
 
 # -- SQLite writes through json_each store exactly what SQLAlchemy would --------------------
