@@ -76,9 +76,8 @@ def weekly_summary(app: HearthApp, community_id: str, now: datetime):
     summaries = next(c for c in app.engine.cogs if c.name == "summaries")
 
     async def build():
-        data = await summaries.week_data(community_id, now - timedelta(days=7), now)
-        chart = await summaries._chart(data)
-        cohort_summary(data, summaries.templates, root="course", chart=chart)
+        data = await summaries.week_data(community_id, now - timedelta(days=7), now, chart=True)
+        cohort_summary(data, summaries.templates, root="course", chart=data.chart)
 
     return build
 

@@ -106,7 +106,9 @@ async def main(members: int, contributions: int, db: Path) -> None:
             "cohort summary numbers (week_data)", summaries.week_data("bench", since, end)
         )
         t = time.perf_counter()
-        cohort_summary(week, summaries.templates, chart=await asyncio.to_thread(weekly_chart, week))
+        cohort_summary(
+            week, summaries.templates, chart=await asyncio.to_thread(weekly_chart, week.daily)
+        )
         rows.append(("cohort summary text and chart", f"{time.perf_counter() - t:.2f} s"))
         report = await timed(
             "facilitator report (analytics, table, picture, CSV)",

@@ -135,6 +135,8 @@ class WeekData:
     open_question_links: list[str] = field(default_factory=list)
     #: (day, {kind: count}, total) for the chart, oldest first.
     daily: list[tuple[date, dict[str, int], int]] = field(default_factory=list)
+    #: ``daily`` drawn as PNG (:func:`weekly_chart`), when it was asked for.
+    chart: bytes | None = None
 
     def is_empty(self) -> bool:
         """Nothing happened: no contribution, no reflection, nobody new. No summary then."""
@@ -247,15 +249,15 @@ def cohort_summary(
     )
 
 
-def weekly_chart(data: WeekData) -> bytes:
-    """The week's contributions per day by kind, as PNG (``bot.charts``)."""
+def weekly_chart(daily: list[tuple[date, dict[str, int], int]]) -> bytes:
+    """The week's contributions per day by kind (``WeekData.daily``), as PNG (``bot.charts``)."""
     from bot.charts import activity_chart
 
-    days = [d for d, _k, _n in data.daily]
+    days = [d for d, _k, _n in daily]
     return activity_chart(
         days,
-        {kind: [k.get(kind, 0) for _d, k, _n in data.daily] for kind in KINDS},
-        total=[n for _d, _k, n in data.daily],
+        {kind: [k.get(kind, 0) for _d, k, _n in daily] for kind in KINDS},
+        total=[n for _d, _k, n in daily],
         title="Our week, day by day",
     )
 

@@ -258,6 +258,38 @@ async def test_summary_now_posts_with_a_chart_and_reports_privately(tmp_path):
         await app.close()
 
 
+async def test_the_weekly_summary_carries_the_days_chart_drawn_only_when_posted(
+    tmp_path, monkeypatch
+):
+    from bot.cogs import summaries as summaries_module
+
+    clock = FakeClock(datetime(2026, 9, 7, 8, tzinfo=UTC))
+    app, session = await open_summaries(tmp_path / "c.db", clock)
+    cog = summaries_cog(app)
+    cog.charts = True
+    drawn: list[list[int]] = []
+    real_chart = summaries_module.weekly_chart
+
+    def recording_chart(daily):
+        drawn.append([n for _d, _k, n in daily])
+        return real_chart(daily)
+
+    monkeypatch.setattr(summaries_module, "weekly_chart", recording_chart)
+    try:
+        await session.say("alice", "A first idea for the week")
+        await session.say("bob", "And a second one")
+        until = datetime(2026, 9, 11, 16, tzinfo=UTC)
+        data = await cog.week_data("console", until - timedelta(days=7), until)
+        assert data.chart is None and drawn == []  # numbers alone draw nothing
+        clock.set(datetime(2026, 9, 11, 16, 30, tzinfo=UTC))
+        await app.scheduler.advance_to(clock.now())
+        [post] = cohort_posts(session)
+        assert post.action.rich.image.data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert drawn == [[0, 0, 0, 2, 0, 0, 0, 0]]  # the week's local days, drawn once
+    finally:
+        await app.close()
+
+
 # -- the mirror ---------------------------------------------------------------------------------
 
 

@@ -176,12 +176,17 @@ class SummariesCog(Cog):
 
     # -- gathering --------------------------------------------------------------------------------
 
-    async def week_data(self, community_id: str, since: datetime, until: datetime) -> WeekData:
-        """The numbers of ``[since, until)`` and of the seven days before it.
+    async def week_data(
+        self, community_id: str, since: datetime, until: datetime, *, chart: bool = False
+    ) -> WeekData:
+        """The numbers of ``[since, until)`` and of the seven days before it; with ``chart``,
+        also the day-by-day chart (``WeekData.chart``).
 
         The aggregates are independent of each other, so they run concurrently, each on its
         own pooled connection (as in ``bot.analytics.compute_analytics``): on SQLite each runs
-        in its own thread outside the GIL, on PostgreSQL in its own backend.
+        in its own thread outside the GIL, on PostgreSQL in its own backend. The chart needs
+        only the daily counts: it is drawn as soon as they are in, while the slower
+        aggregates still run.
         """
         store = self.store
         community = await store.get_community(community_id)
@@ -190,9 +195,19 @@ class SummariesCog(Cog):
         staff_ids = await facilitator_ids(store, self.settings, community_id)
         # One pass over both weeks: period 0 is the week before, then one per local day.
         starts = _day_starts(since, until, tz)
+
+        async def days_and_chart():
+            periods = await sq.daily_counts(store, community_id, [since - WEEK, *starts], until)
+            daily = []
+            for i, start in enumerate(starts):
+                c = periods.get(i + 1)
+                day = start.astimezone(_zone(tz)).date()
+                daily.append((day, dict(c.by_kind) if c else {}, c.contributions if c else 0))
+            return periods, daily, await self._chart(daily) if chart else None
+
         (
             (n_learners, active_learners),
-            periods,
+            (periods, daily, png),
             busiest,
             joined,
             prompt,
@@ -200,7 +215,7 @@ class SummariesCog(Cog):
             (n_open, questions),
         ) = await asyncio.gather(
             sq.learner_counts(store, community_id, since, until, staff_ids),
-            sq.daily_counts(store, community_id, [since - WEEK, *starts], until),
+            days_and_chart(),
             sq.busiest_threads(store, community_id, since, until),
             sq.newcomers(store, community_id, since, until, staff_ids),
             self._week_prompt(community_id, since, until),
@@ -227,11 +242,6 @@ class SummariesCog(Cog):
         if prompt is not None:
             learners = await sq.learner_ids(store, community_id, staff_ids)
             answered = len(await self.repo.answered(community_id, prompt["id"]) & learners)
-        daily = []
-        for i, start in enumerate(starts):
-            c = per_day.get(i)
-            day = start.astimezone(_zone(tz)).date()
-            daily.append((day, dict(c.by_kind) if c else {}, c.contributions if c else 0))
         return WeekData(
             course=community["name"],
             timezone=tz,
@@ -253,6 +263,7 @@ class SummariesCog(Cog):
                 message_link(platform, community_id, q.channel_id, q.message_id) for q in questions
             ],
             daily=daily,
+            chart=png,
         )
 
     async def _week_prompt(
@@ -371,11 +382,11 @@ class SummariesCog(Cog):
                 )
         return lines
 
-    async def _chart(self, data: WeekData) -> bytes | None:
-        if not self.charts or not data.daily:
+    async def _chart(self, daily: list) -> bytes | None:
+        if not self.charts or not daily:
             return None
         # Drawing is CPU work; a worker thread keeps the bot answering meanwhile.
-        return await asyncio.to_thread(weekly_chart, data)
+        return await asyncio.to_thread(weekly_chart, daily)
 
     async def _network(self, analytics: Any, title: str) -> bytes | None:
         if not self.charts:
@@ -403,17 +414,16 @@ class SummariesCog(Cog):
         since = now - WEEK
         key = f"summary:{cid}:{tick.period}"
         sent = await self.repo.sent_keys(key)
-        data = await self.week_data(cid, since, now)
-        actions: list[Action] = []
         channel = await channel_setting(self.store, self.settings, cid, "cohort_channel")
+        posting = bool(channel) and f"{key}:cohort" not in sent
+        data = await self.week_data(cid, since, now, chart=posting)
+        actions: list[Action] = []
         if data.is_empty():
             # Nothing to celebrate: no public summary. Facilitators still get their report,
             # where a week of silence is exactly what the alerts are for.
             log.info("summaries: nothing happened in %s this week; no cohort summary", cid)
-        elif channel and f"{key}:cohort" not in sent:
-            rich = cohort_summary(
-                data, self.templates, root=self._root(), chart=await self._chart(data)
-            )
+        elif posting:
+            rich = cohort_summary(data, self.templates, root=self._root(), chart=data.chart)
             actions.append(
                 PostMessage(place=place(community, channel), rich=rich, dedupe_key=f"{key}:cohort")
             )
@@ -616,7 +626,7 @@ class SummariesCog(Cog):
         # Windows end before their last instant; a message sent this very second counts.
         now = ctx.now + timedelta(seconds=1)
         since = now - WEEK
-        data = await self.week_data(cid, since, now)
+        data = await self.week_data(cid, since, now, chart=True)
         if data.is_empty():
             return [
                 Reply(
@@ -624,9 +634,7 @@ class SummariesCog(Cog):
                     "(the weekly one is skipped in such weeks too)."
                 )
             ]
-        rich = cohort_summary(
-            data, self.templates, root=self._root(), chart=await self._chart(data)
-        )
+        rich = cohort_summary(data, self.templates, root=self._root(), chart=data.chart)
         report, files = await self.build_report(cid, since, now, data)
         channel = await channel_setting(self.store, self.settings, cid, "cohort_channel")
         actions: list[Action] = []
