@@ -19,6 +19,7 @@ from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.engine import Cog, Engine, Services
+from bot.memory import limit_malloc_arenas
 from bot.runtime import Runtime
 from bot.scheduler import SchedulerService
 from storage.db import create_all, make_engine, redact, upgrade
@@ -77,6 +78,7 @@ class HearthApp:
         connect_backoff: float | None = None,
     ) -> HearthApp:
         clock = clock or SystemClock()
+        limit_malloc_arenas()  # before the database threads start allocating (bot.memory)
         url = settings.storage.url()
         db = make_engine(url, schema=settings.storage.pg_schema)
         backoff = connect_backoff or settings.storage.connect_backoff_seconds

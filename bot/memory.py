@@ -1,10 +1,16 @@
-"""Giving the memory a finished job freed back to the operating system.
+"""Keeping a long-running bot's resident memory near what it uses, not near its peak.
 
 glibc's allocator keeps the heap pages a job has freed for later reuse, so a bot's resident
 size stays near the peak of its biggest job all week. ``malloc_trim`` returns the wholly free
 pages: after the weekly job over ten thousand learners and a million contributions, resident
 memory measured 176–182 MB with it against 198 MB without (the rest is libraries, connection
-caches and partly used pages). Where there is no glibc (macOS, musl) this does nothing.
+caches and partly used pages).
+
+glibc also gives each thread that allocates its own heap ("arena"), up to eight per core, and
+every SQLite connection runs in a thread of its own: each arena keeps its own partly used
+pages. With two arenas the process measured 180 MB after the weekly job against 219 MB, and
+stayed there over repeated runs (182 against 229 MB after three), for no measurable cost in
+ingest, scan or summary time. Where there is no glibc (macOS, musl) this does nothing.
 """
 
 from __future__ import annotations
@@ -12,35 +18,66 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
 
 
+#: Heaps glibc may keep for the process's threads (see the module's docstring).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+
+
 @functools.cache
-def _malloc_trim():
+def _glibc(name: str):
+    """A glibc allocator function, or None where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        return getattr(libc, name)
     except (OSError, AttributeError):  # not glibc
-        log.debug("malloc_trim is not available; freed memory stays with the process")
+        log.debug("%s is not available; memory stays as the allocator keeps it", name)
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap the heaps glibc keeps for threads at ``arenas``; False where that is not possible
+    or when the operator chose a cap with ``MALLOC_ARENA_MAX`` (glibc applied theirs).
+
+    Called at start-up, before the database threads allocate; threads started later share
+    the existing arenas."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def release_freed_memory() -> bool:
-    """Hand freed heap pages back to the OS; False where that is not possible.
+    """Collect cyclic garbage, then hand freed heap pages back to the OS; False where the
+    second part is not possible.
+
+    A report leaves reference cycles behind (matplotlib figures, networkx graphs): collected
+    here, right after the job, they cost their pause now rather than in the middle of the
+    next command, and their pages can be trimmed with the rest. After the weekly job over a
+    million contributions that collection took 115 ms; the quiet scan that came next on
+    PostgreSQL took 311-317 ms when it paid for it and 199 ms when it did not.
 
     Safe from any thread (glibc locks each arena while trimming it), and ctypes lets go of
-    the GIL for the call, so callers run it in a worker thread.
+    the GIL for the trim, so callers run it in a worker thread.
     """
-    trim = _malloc_trim()
+    gc.collect()
+    trim = _glibc("malloc_trim")
     if trim is None:
         return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
     trim(0)
     return True
