@@ -19,7 +19,7 @@ from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.engine import Cog, Engine, Services
-from bot.memory import limit_malloc_arenas
+from bot.memory import limit_malloc_arenas, tune_garbage_collector
 from bot.runtime import Runtime
 from bot.scheduler import SchedulerService
 from storage.db import create_all, make_engine, redact, upgrade
@@ -78,7 +78,10 @@ class HearthApp:
         connect_backoff: float | None = None,
     ) -> HearthApp:
         clock = clock or SystemClock()
-        limit_malloc_arenas()  # before the database threads start allocating (bot.memory)
+        # Process-wide, for a long-running bot (bot.memory); the arena cap must come before
+        # the database threads start allocating.
+        limit_malloc_arenas()
+        tune_garbage_collector()
         url = settings.storage.url()
         db = make_engine(url, schema=settings.storage.pg_schema)
         backoff = connect_backoff or settings.storage.connect_backoff_seconds

@@ -60,6 +60,19 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
+#: Allocations between young-generation collections, then the other two generations' ratios.
+#: Python's default (700, 10, 10) made a full collection, over every object the process
+#: holds, land in most quiet-member scans over ten thousand learners: about 50 ms of a
+#: 190 ms scan. At 50,000 the scan measured 128-136 ms. Cyclic garbage waits a little longer
+#: for its collection; big jobs collect theirs when they end (:func:`release_freed_memory`).
+GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation less often (see :data:`GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def release_freed_memory() -> bool:
     """Collect cyclic garbage, then hand freed heap pages back to the OS; False where the
     second part is not possible.

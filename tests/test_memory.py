@@ -93,3 +93,15 @@ def test_an_operators_malloc_arena_max_is_left_alone(monkeypatch):
     _needs_glibc()
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert memory.limit_malloc_arenas() is False  # glibc already applied theirs
+
+
+async def test_the_app_collects_the_young_generation_less_often(tmp_path):
+    from bot.app import HearthApp
+    from tests.conftest import make_settings
+
+    gc.set_threshold(700, 10, 10)  # Python's default
+    app = await HearthApp.create(make_settings(tmp_path / "gc.db"))
+    try:
+        assert gc.get_threshold() == memory.GC_THRESHOLDS
+    finally:
+        await app.close()
