@@ -73,20 +73,27 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def release_freed_memory() -> bool:
-    """Collect cyclic garbage, then hand freed heap pages back to the OS; False where the
-    second part is not possible.
+#: A job that ran this long (seconds) is a big one: its garbage is collected when it ends.
+BIG_JOB_SECONDS = 1.0
+
+
+def release_freed_memory(*, collect: bool = False) -> bool:
+    """Hand freed heap pages back to the OS, after collecting cyclic garbage when
+    ``collect``; False where the pages cannot be handed back.
 
     A report leaves reference cycles behind (matplotlib figures, networkx graphs): collected
-    here, right after the job, they cost their pause now rather than in the middle of the
-    next command, and their pages can be trimmed with the rest. After the weekly job over a
-    million contributions that collection took 115 ms; the quiet scan that came next on
-    PostgreSQL took 311-317 ms when it paid for it and 199 ms when it did not.
+    right after the job, they cost their pause then rather than in the middle of the next
+    command, and their pages are trimmed with the rest. After the weekly job over a million
+    contributions that collection took 115 ms; the quiet scan that came next on PostgreSQL
+    took 311-317 ms when it paid for it and 199 ms when it did not. The scheduler asks for it
+    after big jobs only: a full collection holds the interpreter for as long, and a
+    university's many small jobs (a nudge check with nothing to do) leave little behind.
 
     Safe from any thread (glibc locks each arena while trimming it), and ctypes lets go of
     the GIL for the trim, so callers run it in a worker thread.
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     trim = _glibc("malloc_trim")
     if trim is None:
         return False

@@ -32,7 +32,7 @@ from bot.clock import Clock
 from bot.engine import Engine
 from bot.events import ScheduledTick
 from bot.jobs import JobSpec
-from bot.memory import release_freed_memory
+from bot.memory import BIG_JOB_SECONDS, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +216,12 @@ class SchedulerService:
             raise
         await self.store.finish_claim(job, community_id, period, self.clock.now())
         self.runs.append((job, community_id, period))
-        self.engine.services.observer.job_ran(job, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.engine.services.observer.job_ran(job, elapsed)
         log.info("job %s ran for %s (period %s)", job, community_id, period)
         # A big report frees tens of megabytes when it finishes; without this glibc keeps
         # the pages, and the process its peak size, until the next week's run.
-        await asyncio.to_thread(release_freed_memory)
+        await asyncio.to_thread(release_freed_memory, collect=elapsed >= BIG_JOB_SECONDS)
         return True
 
     async def fire_now(self, job: str, community_id: str, period: str | None = None) -> bool:

@@ -36,7 +36,9 @@ def test_release_freed_memory_collects_what_a_job_left_in_cycles():
     try:
         del figure
         assert gone() is not None  # reference counting alone cannot free a cycle
-        memory.release_freed_memory()
+        memory.release_freed_memory()  # a small job's: pages only
+        assert gone() is not None
+        memory.release_freed_memory(collect=True)  # a big job's
         assert gone() is None
     finally:
         gc.enable()
