@@ -161,6 +161,8 @@ class Synthetic:
                     None,
                     str(i - 1) if target else None,
                     target,
+                    # As Hearth stores it: the replied-to message (none is in a thread), or itself.
+                    str(i - 1) if target else str(i),
                     at,
                     mask,
                     rng.randint(3, 80),
@@ -184,6 +186,7 @@ CONTRIBUTION_COLUMNS = (
     "thread_id",
     "reply_to_id",
     "reply_to_member_id",
+    "conversation_id",
     "created_at",
     "kinds",
     "word_count",

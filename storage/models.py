@@ -78,6 +78,11 @@ class Contribution(SQLModel, table=True):
     thread_id: str | None = Field(default=None, max_length=100)
     reply_to_id: str | None = Field(default=None, max_length=100)
     reply_to_member_id: str | None = Field(default=None, max_length=100)
+    #: The conversation it belongs to, as far as known when it was written: its thread, else
+    #: the thread of the message it replies to, else that message, else itself. NULL when
+    #: it replies to a message not seen yet; :func:`storage.queries.conversation_key` then
+    #: looks the parent up when it reads.
+    conversation_id: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     #: Bit mask over ``bot.classify.KINDS`` (idea, builds_on, reference, question, support).
     kinds: int = 0

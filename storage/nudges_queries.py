@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.models import SentMessage
 from storage.nudges_models import Kudos, Nudge, NudgeAlert
+from storage.queries import conversation_key
 from storage.repos import C, E, Store
 
 N = Nudge.__table__
@@ -77,17 +78,6 @@ class ReplyTo:
     channel_id: str
     thread_id: str | None
     created_at: datetime
-
-
-def _conversation_key():
-    """(key expression, joined from-clause): thread, else the replied-to post, else itself."""
-    parent = C.alias("parent")
-    key = func.coalesce(C.c.thread_id, parent.c.thread_id, C.c.reply_to_id, C.c.message_id)
-    joined = C.outerjoin(
-        parent,
-        and_(parent.c.community_id == C.c.community_id, parent.c.message_id == C.c.reply_to_id),
-    )
-    return key, joined
 
 
 class NudgeRepo:
@@ -366,16 +356,14 @@ class NudgeRepo:
         """Conversations with a message since ``active_since`` and at least two people,
         newest first, with everyone who posted in them since ``lookback``."""
         await self.store.flush()
-        key, joined = _conversation_key()
         msgs = (
             select(
-                key.label("k"),
+                conversation_key().label("k"),
                 C.c.member_id,
                 C.c.channel_id,
                 C.c.thread_id,
                 C.c.created_at,
             )
-            .select_from(joined)
             .where(
                 C.c.community_id == community_id,
                 C.c.created_at >= lookback,

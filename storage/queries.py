@@ -118,6 +118,28 @@ async def member_activity(
     return out
 
 
+def conversation_key():
+    """The conversation of a row of the contribution table (``C``), as an SQL expression.
+
+    It is the key stored when the row was written (``conversation_id``). A row without one
+    (a reply written before its parent was seen, or a row older than the column) is resolved
+    here, as every key used to be: its thread, else the thread of the message it replies to,
+    else that message, else itself. The parent is looked up in a correlated subquery inside
+    COALESCE, which SQLite and PostgreSQL evaluate only for such rows. Joining every row to
+    its parent instead cost the busiest-threads query about half its time on PostgreSQL (on
+    108,000 messages: 130-155 ms with the join, 64 ms without).
+    """
+    parent = C.alias("parent")
+    parent_thread = (
+        select(parent.c.thread_id)
+        .where(parent.c.community_id == C.c.community_id, parent.c.message_id == C.c.reply_to_id)
+        .scalar_subquery()
+    )
+    return func.coalesce(
+        C.c.conversation_id, C.c.thread_id, parent_thread, C.c.reply_to_id, C.c.message_id
+    )
+
+
 async def _all(store: Store, query) -> list:
     async with store.engine.connect() as conn:
         return list((await conn.execute(query)).all())

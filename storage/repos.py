@@ -253,8 +253,10 @@ class Store:
             )
         return dict(row) if row else None
 
-    async def message_author(self, community_id: str, message_id: str) -> str | None:
-        """Author of a stored message, without flushing the writer.
+    async def message_origin(
+        self, community_id: str, message_id: str
+    ) -> tuple[str, str | None] | None:
+        """(author, thread id) of a stored message, without flushing the writer.
 
         The hot path keeps recently queued messages in memory, so it only asks the database
         about older ones; flushing here would turn every such lookup into a tiny commit.
@@ -262,12 +264,12 @@ class Store:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(C.c.member_id).where(
+                    select(C.c.member_id, C.c.thread_id).where(
                         C.c.community_id == community_id, C.c.message_id == message_id
                     )
                 )
             ).first()
-        return row[0] if row else None
+        return (row[0], row[1]) if row else None
 
     async def last_message_id(self, community_id: str, channel_id: str) -> str | None:
         """Newest stored message in a channel (catch-up after downtime starts after it)."""

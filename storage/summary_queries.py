@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import (
     String,
-    and_,
     case,
     exists,
     func,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
+from storage.queries import conversation_key
 from storage.repos import CH, CM, C, E, M, Store
 from storage.types import as_utc
 
@@ -245,15 +245,8 @@ async def busiest_threads(
     A conversation is a platform thread, or a top-level post with the replies to it.
     """
     await store.flush()
-    parent = C.alias("parent")
-    key = func.coalesce(C.c.thread_id, parent.c.thread_id, C.c.reply_to_id, C.c.message_id)
-    joined = C.outerjoin(
-        parent,
-        and_(parent.c.community_id == C.c.community_id, parent.c.message_id == C.c.reply_to_id),
-    )
     inner = (
-        select(key.label("k"), C.c.member_id, C.c.channel_id)
-        .select_from(joined)
+        select(conversation_key().label("k"), C.c.member_id, C.c.channel_id)
         .where(C.c.community_id == community_id, C.c.created_at >= since, C.c.created_at < until)
         .subquery("msgs")
     )

@@ -81,6 +81,59 @@ async def test_thread_follow_up_builds_on_the_thread_starter(session, app):
     assert [(e["source_id"], e["target_id"]) for e in await rows(app, E)] == [("bob", "alice")]
 
 
+async def test_conversations_are_stored_when_known_and_resolved_when_read(session, app):
+    """Each contribution stores its conversation when it is written; a reply to a message not
+    seen yet stores none, and reading resolves it once that message has arrived, exactly as
+    joining every reply to its parent did before the key was stored."""
+    from sqlalchemy import and_, func
+
+    from bot.events import MessagePosted
+    from storage.queries import conversation_key
+
+    root = await session.say("alice", "Thread starter")
+    inside = await session.say("bob", "In the thread", thread=root)
+    top = await session.say("carol", "A post of its own")
+    answer = await session.reply("alice", top, "An answer")
+    early = await session.reply("bob", "later-1", "Answering a message not seen yet")
+    # A reply in the channel to a message inside a thread joins that thread's conversation.
+    await app.engine.dispatch(
+        MessagePosted(
+            at=session.now,
+            author=session.member("dan"),
+            place=session.place("general"),
+            message_id="out-1",
+            text="Answering the thread from the channel",
+            reply_to_id=inside,
+        )
+    )
+    await session.say("carol", "Here it is at last", thread=root, message_id="later-1")
+    stored = {r["message_id"]: r["conversation_id"] for r in await rows(app, C)}
+    assert stored == {
+        root: root,
+        inside: root,
+        top: top,
+        answer: top,
+        early: None,  # its parent was not known when it was written
+        "out-1": root,
+        "later-1": root,
+    }
+    parent = C.alias("parent")
+    joined = func.coalesce(C.c.thread_id, parent.c.thread_id, C.c.reply_to_id, C.c.message_id)
+    query = select(C.c.message_id, conversation_key(), joined).select_from(
+        C.outerjoin(
+            parent,
+            and_(
+                parent.c.community_id == C.c.community_id,
+                parent.c.message_id == C.c.reply_to_id,
+            ),
+        )
+    )
+    async with app.store.engine.connect() as conn:
+        read = (await conn.execute(query)).all()
+    assert {m: key for m, key, _ in read} == {**stored, early: root}
+    assert all(key == by_join for _, key, by_join in read)
+
+
 async def test_duplicate_delivery_recorded_once(session, app):
     mid = await session.say("alice", "Hello (Smith, 2020)")
     await session.reply("bob", mid, "hi", message_id="dup-1")

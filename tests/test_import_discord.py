@@ -318,13 +318,13 @@ async def test_reply_targets_come_from_the_export_not_database_lookups(
     cog = next(c for c in import_app.engine.cogs if c.name == "contributions")
     cog.recent = RecentAuthors(capacity=1)
     lookups = []
-    original = import_app.store.message_author
+    original = import_app.store.message_origin
 
     async def counting(community_id, message_id):
         lookups.append(message_id)
         return await original(community_id, message_id)
 
-    monkeypatch.setattr(import_app.store, "message_author", counting)
+    monkeypatch.setattr(import_app.store, "message_origin", counting)
     files = [
         write(tmp_path / "t.json", thread_file()),
         write(tmp_path / "g.json", new_schema_general()),

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from storage.db import MIGRATIONS, current_revisions, make_engine, upgrade
+from storage.queries import conversation_key
+from storage.repos import C
 from storage.schema import metadata
 from tests.conftest import BACKENDS
 
@@ -27,7 +29,7 @@ def engine_for(settings):
 def test_one_head():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(cfg).get_heads() == ["0006"]
+    assert ScriptDirectory.from_config(cfg).get_heads() == ["0007"]
 
 
 async def _columns(engine) -> dict[str, set[str]]:
@@ -47,7 +49,7 @@ async def test_migrations_build_the_model_schema(settings):
     engine = engine_for(settings)
     try:
         await upgrade(engine)
-        assert await current_revisions(engine) == {"0006"}
+        assert await current_revisions(engine) == {"0007"}
         migrated = await _columns(engine)
         expected = {t.name: {c.name for c in t.columns} for t in metadata().sorted_tables}
         assert migrated == expected
@@ -75,7 +77,10 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
         assert {"nudge", "kudos", "slack_installation"} <= tables_after
         async with engine.connect() as conn:
             rows = (await conn.execute(text("SELECT message_id FROM contribution"))).all()
+            # Rows from before the stored conversation key get theirs when read.
+            keys = (await conn.execute(select(C.c.conversation_id, conversation_key()))).all()
         assert [r[0] for r in rows] == ["m1"]
+        assert keys == [(None, "m1")]
     finally:
         await engine.dispose()
 

@@ -38,25 +38,29 @@ RECENT_MESSAGES = 50_000
 
 
 class RecentAuthors:
-    """Bounded map (community, message id) -> author id, newest kept."""
+    """Bounded map (community, message id) -> (author id, thread id), newest kept.
+
+    An author of "" records a message looked up and not found."""
 
     def __init__(self, capacity: int = RECENT_MESSAGES) -> None:
-        self._data: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._data: OrderedDict[tuple[str, str], tuple[str, str | None]] = OrderedDict()
         self._capacity = capacity
 
-    def put(self, community_id: str, message_id: str, author_id: str) -> None:
-        self._data[(community_id, message_id)] = author_id
+    def put(
+        self, community_id: str, message_id: str, author_id: str, thread_id: str | None = None
+    ) -> None:
+        self._data[(community_id, message_id)] = (author_id, thread_id)
         if len(self._data) > self._capacity:
             self._data.popitem(last=False)
 
-    def get(self, community_id: str, message_id: str) -> str | None:
+    def get(self, community_id: str, message_id: str) -> tuple[str, str | None] | None:
         return self._data.get((community_id, message_id))
 
     def pop(self, community_id: str, message_id: str) -> None:
         self._data.pop((community_id, message_id), None)
 
     def drop_author(self, author_id: str) -> None:
-        for key in [k for k, v in self._data.items() if v == author_id]:
+        for key in [k for k, v in self._data.items() if v[0] == author_id]:
             del self._data[key]
 
 
@@ -154,15 +158,22 @@ class ContributionsCog(Cog):
             )
         return []
 
+    async def _message(
+        self, community_id: str, message_id: str, *, look_up: bool = True
+    ) -> tuple[str, str | None] | None:
+        """(author, thread id) of a message: from memory, else (with ``look_up``) from the
+        database; None when it is not known."""
+        known = self.recent.get(community_id, message_id)
+        if known is None and look_up:
+            known = await self.store.message_origin(community_id, message_id) or ("", None)
+            # Remember misses too (as ""): a thread whose opening post Hearth never saw would
+            # otherwise cost a query for every reply in it.
+            self.recent.put(community_id, message_id, *known)
+        return known if known is not None and known[0] else None
+
     async def _author_of(self, community_id: str, message_id: str) -> str | None:
-        author = self.recent.get(community_id, message_id)
-        if author is not None:
-            return author or None
-        author = await self.store.message_author(community_id, message_id)
-        # Remember misses too (as ""): a thread whose opening post Hearth never saw would
-        # otherwise cost a query for every reply in it.
-        self.recent.put(community_id, message_id, author or "")
-        return author
+        known = await self._message(community_id, message_id)
+        return known[0] if known else None
 
     async def record(self, event: MessagePosted) -> bool:
         """Queue one contribution and its edges; False if it does not count."""
@@ -183,8 +194,20 @@ class ContributionsCog(Cog):
             # A follow-up inside a thread answers the thread's opening post.
             reply_to = place.thread_id
         target = event.reply_to_author_id
-        if target is None and reply_to is not None:
-            target = await self._author_of(community_id, reply_to)
+        parent = None
+        if reply_to is not None:
+            # The database is asked only for an author the platform did not give.
+            parent = await self._message(community_id, reply_to, look_up=target is None)
+            if target is None and parent is not None:
+                target = parent[0]
+        if place.thread_id is not None:
+            conversation = place.thread_id
+        elif reply_to is None:
+            conversation = event.message_id
+        elif parent is not None:
+            conversation = parent[1] or reply_to
+        else:  # replies to a message not seen yet: resolved when read (storage.queries)
+            conversation = None
         replies_to_other = reply_to is not None and target != author
         mentioned = tuple(dict.fromkeys(m for m in event.mentions if m != author))
         result = classify(
@@ -203,6 +226,7 @@ class ContributionsCog(Cog):
             "thread_id": place.thread_id,
             "reply_to_id": reply_to,
             "reply_to_member_id": target if target != author else None,
+            "conversation_id": conversation,
             "created_at": event.at,
             "kinds": result.mask,
             "word_count": result.word_count,
@@ -230,7 +254,7 @@ class ContributionsCog(Cog):
         writer.insert_ignore(C, row)
         for edge in edges:
             writer.insert_ignore(E, edge)
-        self.recent.put(community_id, event.message_id, author)
+        self.recent.put(community_id, event.message_id, author, place.thread_id)
         return True
 
     @staticmethod
