@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, and_, func, select, type_coerce
+from sqlalchemy import String, and_, func, select, true, type_coerce
 
 from storage.repos import C, E, M, Store
 from storage.types import as_utc
@@ -54,19 +54,51 @@ async def member_activity(
     own = (C.c.community_id == M.c.community_id, C.c.member_id == M.c.member_id)
     in_window = (C.c.created_at >= window_start, C.c.created_at <= now)
     in_base = (C.c.created_at >= baseline_start, C.c.created_at < window_start)
+    last_ever = select(func.max(C.c.created_at)).where(*own, C.c.created_at <= now)
+    if store.engine.dialect.name == "postgresql":
+        # One range scan per member over baseline and window together, its last post taken
+        # from the same rows; the seek for the last post ever only for members with none in
+        # them (COALESCE evaluates it only then). On a million contributions: 85-96 ms
+        # against 142-153 ms for three subqueries. SQLite has no LATERAL.
+        recent = (
+            select(
+                func.max(C.c.created_at).label("last"),
+                func.count().filter(C.c.created_at >= window_start).label("n_window"),
+                func.count().filter(C.c.created_at < window_start).label("n_base"),
+            )
+            .where(*own, C.c.created_at >= baseline_start, C.c.created_at <= now)
+            .lateral("recent")
+        )
+        activity = (
+            func.coalesce(recent.c.last, last_ever.scalar_subquery()),
+            recent.c.n_window,
+            recent.c.n_base,
+        )
+        source = M.join(recent, true())
+    else:
+        activity = (
+            last_ever.scalar_subquery(),
+            select(func.count()).where(*own, *in_window).scalar_subquery(),
+            select(func.count()).where(*own, *in_base).scalar_subquery(),
+        )
+        source = M
     # Timestamps come back as the driver gives them (text on SQLite) and are parsed by
     # :func:`storage.types.as_utc`: the typed column's per-value processing costs more than
     # the query itself over ten thousand members.
-    members_query = select(
-        M.c.member_id,
-        M.c.display_name,
-        M.c.is_facilitator,
-        _raw(M.c.joined_at),
-        _raw(M.c.first_seen),
-        _raw(select(func.max(C.c.created_at)).where(*own, C.c.created_at <= now).scalar_subquery()),
-        select(func.count()).where(*own, *in_window).scalar_subquery(),
-        select(func.count()).where(*own, *in_base).scalar_subquery(),
-    ).where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
+    members_query = (
+        select(
+            M.c.member_id,
+            M.c.display_name,
+            M.c.is_facilitator,
+            _raw(M.c.joined_at),
+            _raw(M.c.first_seen),
+            _raw(activity[0]),
+            activity[1],
+            activity[2],
+        )
+        .select_from(source)
+        .where(M.c.community_id == community_id, M.c.is_bot.is_(False), M.c.left_at.is_(None))
+    )
     edge_window = and_(
         E.c.community_id == community_id, E.c.created_at >= window_start, E.c.created_at <= now
     )

@@ -44,7 +44,7 @@ async def _community(app, seed: int = 7) -> tuple[list[dict], list[dict], list[d
                 "reachable": True,
             }
         )
-    # Members 30 and up never post; the others post at random times, some exactly on the
+    # Members 32 and up never post; the others post at random times, some exactly on the
     # window's edges, one after "now".
     edges_on = [WINDOW, NOW, BASE, WINDOW - timedelta(microseconds=1), NOW + timedelta(hours=1)]
     posts, edges = [], []
@@ -85,6 +85,24 @@ async def _community(app, seed: int = 7) -> tuple[list[dict], list[dict], list[d
                         "created_at": at,
                     }
                 )
+    # Member 30 last posted before the baseline (the last post ever is then found apart
+    # from the window's counts), member 31 only after "now".
+    for message_id, author, at in (
+        ("old", "m30", BASE - timedelta(days=9)),
+        ("late", "m31", NOW + timedelta(hours=2)),
+    ):
+        posts.append(
+            {
+                "community_id": CID,
+                "message_id": message_id,
+                "member_id": author,
+                "channel_id": "c",
+                "created_at": at,
+                "kinds": 1,
+                "word_count": 3,
+                "attachments": 0,
+            }
+        )
     async with app.store.engine.begin() as conn:
         await conn.execute(insert(M), members)
         await conn.execute(insert(C), posts)
@@ -123,6 +141,8 @@ async def test_member_activity_equals_a_loop_over_every_row(app):
         for value in (a.joined_at, a.first_seen, a.last_post, a.first_post_in_window):
             assert value is None or value.tzinfo is not None
     assert isolated >= 5  # members 20-29 post without interacting
+    assert got["m30"].last_post == BASE - timedelta(days=9)
+    assert got["m31"].last_post is None and got["m32"].last_post is None
 
 
 async def test_learner_counts_and_periods_equal_a_loop_over_every_row(app):
