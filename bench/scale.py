@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -117,10 +118,7 @@ async def on_postgres(contributions: int, members: int) -> dict | None:
 
 
 def state_counts(states: dict) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in states.values():
-        counts[state.state] = counts.get(state.state, 0) + 1
-    return counts
+    return dict(Counter(state.state for state in states.values()))
 
 
 async def main(contributions: int, members: int) -> dict:

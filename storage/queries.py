@@ -10,10 +10,9 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, and_, func, select, true, type_coerce
+from sqlalchemy import and_, func, select, true
 
 from storage.repos import C, E, M, Store
-from storage.types import as_utc
 
 
 @dataclass(slots=True)
@@ -82,17 +81,14 @@ async def member_activity(
             select(func.count()).where(*own, *in_base).scalar_subquery(),
         )
         source = M
-    # Timestamps come back as the driver gives them (text on SQLite) and are parsed by
-    # :func:`storage.types.as_utc`: the typed column's per-value processing costs more than
-    # the query itself over ten thousand members.
     members_query = (
         select(
             M.c.member_id,
             M.c.display_name,
             M.c.is_facilitator,
-            _raw(M.c.joined_at),
-            _raw(M.c.first_seen),
-            _raw(activity[0]),
+            M.c.joined_at,
+            M.c.first_seen,
+            activity[0],
             activity[1],
             activity[2],
         )
@@ -116,9 +112,9 @@ async def member_activity(
             member_id,
             name or member_id,
             bool(fac),
-            as_utc(joined),
-            as_utc(first_seen),  # type: ignore[arg-type]
-            as_utc(last),
+            joined,
+            first_seen,
+            last,
             None,
             int(n_window or 0),
             int(n_base or 0),
@@ -137,7 +133,7 @@ async def member_activity(
     # drivers' limits on bound parameters).
     for i in range(0, len(alone), 5000):
         first = (
-            select(C.c.member_id, _raw(func.min(C.c.created_at)))
+            select(C.c.member_id, func.min(C.c.created_at))
             .where(
                 C.c.community_id == community_id,
                 C.c.member_id.in_(alone[i : i + 5000]),
@@ -146,7 +142,7 @@ async def member_activity(
             .group_by(C.c.member_id)
         )
         for member_id, at in await _all(store, first):
-            out[member_id].first_post_in_window = as_utc(at)
+            out[member_id].first_post_in_window = at
     return out
 
 
@@ -175,8 +171,3 @@ def conversation_key():
 async def _all(store: Store, query) -> list:
     async with store.engine.connect() as conn:
         return list((await conn.execute(query)).all())
-
-
-def _raw(column):
-    """A timestamp column or subquery, returned without the per-value type processing."""
-    return type_coerce(column, String())

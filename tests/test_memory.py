@@ -21,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _needs_glibc() -> None:
     libc, _version = platform.libc_ver()
     if libc != "glibc":
-        pytest.skip(f"mallopt and malloc_info need glibc; this C library is {libc or 'unknown'}")
+        pytest.skip(f"needs glibc (malloc_trim, mallopt, malloc_info), not {libc or 'unknown'}")
+
+
+def test_release_freed_memory_works_on_glibc():
+    _needs_glibc()
+    assert memory.release_freed_memory() is True
 
 
 def test_release_freed_memory_collects_what_a_job_left_in_cycles():

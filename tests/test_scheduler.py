@@ -249,14 +249,3 @@ async def test_memory_a_job_freed_is_given_back_after_it_runs(tmp_path, with_dai
         assert released[-1] is True
     finally:
         await app.close()
-
-
-def test_release_freed_memory_works_on_glibc():
-    import platform
-
-    from bot.memory import release_freed_memory
-
-    libc, _version = platform.libc_ver()
-    if libc != "glibc":
-        pytest.skip(f"malloc_trim needs glibc; this C library is {libc or 'unknown'}")
-    assert release_freed_memory() is True

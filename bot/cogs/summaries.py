@@ -224,8 +224,7 @@ class SummariesCog(Cog):
                 store, community_id, since, until, exclude_authors=staff_ids, limit=5
             ),
         )
-        per_day = {i - 1: c for i, c in periods.items() if i >= 1}
-        now_total = sq.total(per_day.values())
+        now_total = sq.total(c for i, c in periods.items() if i >= 1)
         last_total = sq.total([periods[0]] if 0 in periods else [])
         platform = community["platform"]
         threads = [
