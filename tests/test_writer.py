@@ -292,3 +292,148 @@ async def test_a_refused_row_in_a_batch_is_found_and_dropped(app, backend):
     assert writer.stats.rejected == 1
     async with app.store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 10
+
+
+# -- the hot path's encoding, yields and conflict handling -----------------------------------
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])
+def test_contribution_and_edge_rows_are_encoded_by_orjson_like_the_standard_encoder(
+    dialect_name,
+):
+    """orjson writes the rows' tuples as they are and calls back only for datetimes; what it
+    writes parses to what the column-by-column path writes, and what JSON cannot hold (NaN,
+    infinity, a naive datetime, bytes, a lone surrogate) sends the chunk the ordinary way."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.asyncpg.dialect()
+    rows = {C: [contribution("1"), contribution("2") | {"text": "ça 😀", "edited_at": AT}]}
+    rows[E] = [edge("1"), edge("2") | {"weight": 2}]
+    for table, good in rows.items():
+        plan = writer_module._json_plan(table, tuple(good[0]), dialect)
+        assert plan.datetime_text is not None, f"{table.name} rows take the slow path"
+        assert writer_module.json.loads(plan.payload(good)) == writer_module.json.loads(
+            plan._converted(good)
+        )
+    plan = writer_module._json_plan(E, tuple(edge("1")), dialect)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        assert plan.payload([edge("1"), edge("2") | {"weight": bad}]) is None
+    plan = writer_module._json_plan(C, tuple(contribution("1")), dialect)
+    for field, bad in (
+        ("created_at", AT.replace(tzinfo=None)),
+        ("text", b"bytes"),
+        ("text", "\ud800"),
+        ("text", "a\x00b"),
+        ("word_count", 2**70),
+    ):
+        assert plan.payload([contribution("1") | {field: bad}]) is None, (field, bad)
+    assert plan.payload([contribution("1"), {"community_id": "course"}]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "yields_while_flushing"),
+    [("postgresql+asyncpg://u@127.0.0.1:1/db", True), ("sqlite+aiosqlite://", False)],
+)
+async def test_a_producer_yields_every_few_events_while_a_postgresql_flush_waits(
+    monkeypatch, url, yields_while_flushing
+):
+    """Without the yields the server sat idle between statements until the producer filled
+    two batches; on SQLite the same yields measured slower (the GIL), so there it waits."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)  # never connects: nothing here flushes
+    writer = BatchWriter(engine, batch_size=100)
+    yields = 0
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay, *args):
+        nonlocal yields
+        yields += delay == 0
+        await real_sleep(delay, *args)
+
+    monkeypatch.setattr(writer_module.asyncio, "sleep", counting_sleep)
+    writer._pending_rows = 10  # well under a batch
+    for _ in range(64):
+        await writer.backpressure()
+    assert yields == 0  # nothing to write, nothing in flight: no loop turn per event
+    async with writer._lock:  # a flush is in progress
+        for _ in range(64):
+            await writer.backpressure()
+    expected = 64 // writer_module.YIELD_EVERY if yields_while_flushing else 0
+    assert yields == expected
+    writer._pending_rows = 150  # a batch is ready and no flush runs: let the writer start one
+    await writer.backpressure()
+    assert yields == expected + 1
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_copies_until_a_row_exists_then_skips_existing_rows(app):
+    """COPY runs in a savepoint; a redelivered row undoes it and the batch is written again
+    with INSERT .. ON CONFLICT DO NOTHING, which the table's next batches use at once."""
+    import asyncpg
+    from sqlalchemy import event
+
+    writer = app.store.writer
+    await writer.flush()
+    statements: list[str] = []
+    copies: list[int] = []
+    real_copy = asyncpg.Connection.copy_records_to_table
+
+    async def counting_copy(self, table_name, *, records, **kwargs):
+        copies.append(len(records))
+        return await real_copy(self, table_name, records=records, **kwargs)
+
+    def record(conn, cursor, statement, *args):
+        if "contribution" in statement or "SAVEPOINT" in statement:
+            statements.append(" ".join(statement.split()))
+
+    sync_engine = app.store.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncpg.Connection, "copy_records_to_table", counting_copy)
+            for i in range(3):
+                writer.insert_ignore(C, contribution(str(i)))
+            await writer.flush()
+            assert copies == [3]
+            assert statements == ["SAVEPOINT sa_savepoint_1", "RELEASE SAVEPOINT sa_savepoint_1"]
+            statements.clear()
+            for i in range(2, 6):  # "2" again: a redelivery
+                writer.insert_ignore(C, contribution(str(i)))
+            assert await writer.flush() == 4
+            assert copies == [3, 4]
+            assert statements[1].startswith("ROLLBACK TO SAVEPOINT"), statements
+            assert statements[2].endswith("ON CONFLICT DO NOTHING"), statements
+            assert C in writer._conflict_at
+            statements.clear()
+            writer.insert_ignore(C, contribution("6"))
+            await writer.flush()
+            assert copies == [3, 4]  # no COPY for a while
+            assert len(statements) == 1, statements  # and no savepoint
+            assert statements[0].endswith("ON CONFLICT DO NOTHING"), statements
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+    async with app.store.engine.connect() as conn:
+        ids = (await conn.execute(select(C.c.message_id))).scalars().all()
+    assert sorted(ids, key=int) == [str(i) for i in range(7)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_value_copy_refuses_is_written_the_way_the_json_insert_writes_it(app):
+    """A NUL character (refused by the server) and a value of the wrong type (refused by
+    asyncpg) undo the COPY; the JSON insert repairs the first row and drops the second."""
+    writer = app.store.writer
+    for row in (
+        contribution("1"),
+        contribution("2") | {"text": "a\x00b"},
+        contribution("3") | {"word_count": "many"},
+        contribution("4"),
+    ):
+        writer.insert_ignore(C, row)
+    assert await writer.flush() == 3
+    assert (writer.stats.repaired, writer.stats.rejected) == (1, 1)
+    assert not writer._conflict_at
+    async with app.store.engine.connect() as conn:
+        rows = (await conn.execute(select(C.c.message_id, C.c.text))).all()
+    assert sorted(rows) == [("1", None), ("2", "ab"), ("4", None)]
