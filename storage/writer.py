@@ -239,10 +239,23 @@ def _pg_cast(column) -> str | None:
     return None
 
 
-def _json_plan(table: Table, names: tuple[str, ...], dialect) -> _JsonPlan | None:
+def _json_plan(
+    table: Table,
+    names: tuple[str, ...],
+    dialect,
+    *,
+    keys: tuple[str, ...] = (),
+    overwrite: tuple[str, ...] = (),
+) -> _JsonPlan | None:
+    """The plan of an insert that skips existing rows or, with ``keys``, an upsert that
+    overwrites ``overwrite`` on a conflict over ``keys`` (SQLite only: there an executemany
+    of upserts crawled, one GIL wait a row, when a course's members first appeared; on
+    PostgreSQL asyncpg's executemany is fast, and one statement may not update a row twice)."""
     needed = {c.name for c in table.columns if not (c.primary_key and c.autoincrement)}
     if set(names) != needed:
         return None  # a column left to its default: SQLAlchemy fills those in
+    if keys and dialect.name != "sqlite":
+        return None
     quote = dialect.identifier_preparer.quote
     target = f"{dialect.identifier_preparer.format_table(table)} ({', '.join(map(quote, names))})"
     processors: list[tuple[int, Callable[[Any], Any]]] = []
@@ -271,7 +284,12 @@ def _json_plan(table: Table, names: tuple[str, ...], dialect) -> _JsonPlan | Non
         source = f"SELECT {', '.join(picks)} FROM jsonb_array_elements($1::jsonb) AS r"
     else:  # pragma: no cover - other databases are not supported targets
         return None
-    sql = f"INSERT INTO {target} {source} ON CONFLICT DO NOTHING"
+    if keys:
+        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in overwrite)
+        conflict = f"({', '.join(map(quote, keys))}) DO UPDATE SET {updates}"
+    else:
+        conflict = "DO NOTHING"
+    sql = f"INSERT INTO {target} {source} ON CONFLICT {conflict}"
     # Datetimes and floats are all orjson needs help with; any other conversion (booleans
     # on SQLite, say) keeps every value going through the column type's processor.
     direct = all(fn in (sqlite_text, _pg_text) or i in floats for i, fn in processors)
@@ -771,15 +789,19 @@ class BatchWriter:
             else:
                 await conn.execute(stmt, chunk)
 
-    def _plan_for(self, table: Table, row: dict[str, Any]) -> _JsonPlan | None:
-        key = (table, tuple(row))
+    def _plan_for(self, op: _Op) -> _JsonPlan | None:
+        if not self._json_inserts:
+            return None
+        key = (op.table, tuple(op.rows[0]), op.keys, op.overwrite)
         if key not in self._plans:
-            self._plans[key] = _json_plan(table, key[1], self._engine.dialect)
+            self._plans[key] = _json_plan(
+                op.table, key[1], self._engine.dialect, keys=op.keys, overwrite=op.overwrite
+            )
         return self._plans[key]
 
     async def _execute(self, conn, op: _Op) -> None:
         if op.kind == "upsert_ignore":
-            plan = self._plan_for(op.table, op.rows[0]) if self._json_inserts else None
+            plan = self._plan_for(op)
             if self._dialect_insert is not None:
                 stmt = self._dialect_insert(op.table).on_conflict_do_nothing()
             else:  # pragma: no cover
@@ -793,8 +815,10 @@ class BatchWriter:
                 return
             await self._insert_chunks(conn, op.rows[done:], plan, stmt)
         elif op.kind == "upsert":
+            plan = self._plan_for(op)  # SQLite only
+            done = 0 if plan is None else await _json_in_driver_thread(conn, plan, op.rows)
             stmt = self._upsert_statement(op.table, op.keys, op.overwrite)
-            for start in range(0, len(op.rows), 5000):
+            for start in range(done, len(op.rows), 5000):
                 await conn.execute(stmt, op.rows[start : start + 5000])
         elif op.kind == "delete":
             await conn.execute(delete(op.table).where(op.where))

@@ -437,3 +437,57 @@ async def test_a_value_copy_refuses_is_written_the_way_the_json_insert_writes_it
     async with app.store.engine.connect() as conn:
         rows = (await conn.execute(select(C.c.message_id, C.c.text))).all()
     assert sorted(rows) == [("1", None), ("2", "ab"), ("4", None)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_upserts_go_to_the_driver_thread_as_one_json_statement(
+    app, tmp_path, monkeypatch
+):
+    """A course's members first appearing came as an executemany of upserts, which on SQLite
+    waited for the GIL once a row while the event loop classified messages. They are one
+    JSON statement now, and store what the executemany stores, repeated members included."""
+    import aiosqlite
+
+    keys = ("community_id", "member_id")
+    overwrite = ("display_name", "is_facilitator")
+    rows = [
+        member(f"m{i}", f"name {i}") | {"is_facilitator": i % 3 == 0, "timezone": None}
+        for i in range(40)
+    ]
+    rows += [member("m1", "renamed"), member("m2", "renamed") | {"is_facilitator": True}]
+
+    async def stored(json_inserts: bool) -> list:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / f'{json_inserts}.db'}")
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata().create_all)
+            writer = BatchWriter(engine)
+            writer._json_inserts = json_inserts
+            writer.insert_ignore(M, member("m3", "first") | {"first_seen": AT.replace(year=2025)})
+            await writer.flush()
+            for row in rows:
+                writer.upsert(M, row, keys=keys, overwrite=overwrite)
+            assert await writer.flush() == len(rows)
+            async with engine.connect() as conn:
+                names = [c for c in M.c.keys() if c != "id"]
+                picks = ", ".join(f"{c}, typeof({c})" for c in names)
+                sql = f"SELECT {picks} FROM member ORDER BY member_id"
+                return (await conn.exec_driver_sql(sql)).all()
+        finally:
+            await engine.dispose()
+
+    calls: list[str] = []
+    real_execute = aiosqlite.Connection._execute
+
+    async def counting_execute(self, fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real_execute(self, fn, *args, **kwargs)
+
+    through_sqlalchemy = await stored(False)
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting_execute)
+    through_json = await stored(True)
+    assert through_json == through_sqlalchemy
+    assert calls.count("_write_json") == 2  # the insert, then all the upserts at once
+    assert "executemany" not in calls
+    by_id = {row[2]: row for row in through_json}
+    assert by_id["m1"][4] == "renamed" and by_id["m2"][8] == 1  # display_name, facilitator
