@@ -95,6 +95,8 @@ class _JsonPlan:
     messages; on PostgreSQL the per-row encoding cost about as much as the server's work.
     One statement per chunk leaves the per-row work to the database. Values go through the
     same conversion as the column type's own (a test compares both paths value by value).
+    On SQLite the plan may be an upsert (``_json_plan``'s ``keys``); on PostgreSQL it also
+    says how to COPY the same rows (``copy_into``).
     """
 
     sql: str

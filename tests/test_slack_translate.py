@@ -190,6 +190,10 @@ def test_counted_subtypes() -> None:
     old = translate_event(envelope(legacy))
     assert isinstance(old, MessagePosted) and old.attachments[0].filename == "old.pdf"
 
+    for broken in (True, "map.png", 3, {"name": "map.png"}):  # hypothesis found ``True``
+        odd = translate_event(envelope({**file_share, "files": broken}))
+        assert isinstance(odd, MessagePosted) and odd.attachments == ()
+
     me = translate_event(envelope({**MESSAGE, "subtype": "me_message", "text": "waves"}))
     assert isinstance(me, MessagePosted) and not me.is_system
 

@@ -206,7 +206,9 @@ def _required(mapping: Mapping[str, Any], key: str, what: str) -> str:
 
 
 def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
-    files = list(message.get("files") or [])
+    given = message.get("files")
+    # Anything but a list (hostile or broken payloads: true, a string) carries no files.
+    files = list(given) if isinstance(given, list) else []
     if not files and isinstance(message.get("file"), Mapping):
         files = [message["file"]]  # older file_share events carry a single ``file``
     out = []
