@@ -135,11 +135,8 @@ class _JsonPlan:
     def _direct(self, rows: Sequence[dict[str, Any]]) -> str | None:
         # About 1.3 us a row against 2.4 us below: the encoding is the writer's largest share
         # of Python work per row, and on SQLite it competes for the GIL with the event loop.
-        if not all(map(self.width.__eq__, map(len, rows))):
-            return None
-        try:
-            items = list(map(self.values, rows))
-        except KeyError:  # a row with other columns: the ordinary path says which
+        items = self._tuples(rows)
+        if items is None:
             return None
         for index in self.floats:
             if not _all_finite(map(_at(index), items)):
@@ -154,16 +151,23 @@ class _JsonPlan:
     def records(self, rows: Sequence[dict[str, Any]]) -> list[tuple] | None:
         """The rows as tuples in column order for COPY; None when one has other columns or a
         naive datetime (the JSON insert then deals with it as it always did)."""
-        if not all(map(self.width.__eq__, map(len, rows))):
-            return None
-        try:
-            items = list(map(self.values, rows))
-        except KeyError:
+        items = self._tuples(rows)
+        if items is None:
             return None
         for index in self.datetimes:
             if not all(v is None or v.tzinfo is not None for v in map(_at(index), items)):
                 return None
         return items
+
+    def _tuples(self, rows: Sequence[dict[str, Any]]) -> list[tuple] | None:
+        """The rows' values in column order; None when a row has other columns (the
+        ordinary path then says which)."""
+        if not all(map(self.width.__eq__, map(len, rows))):
+            return None
+        try:
+            return list(map(self.values, rows))
+        except KeyError:
+            return None
 
     def _datetime(self, value: Any) -> str:
         if not isinstance(value, datetime):
