@@ -175,12 +175,13 @@ class _JsonPlan:
         return self.datetime_text(value)
 
     def _converted(self, rows: Sequence[dict[str, Any]]) -> str | None:
-        values, processors, width = self.values, self.processors, self.width
+        items = self._tuples(rows)
+        if items is None:
+            return None
+        processors = self.processors
         chunk = []
-        for row in rows:
-            if len(row) != width:
-                return None
-            item = list(values(row))
+        for values in items:
+            item = list(values)
             for index, process in processors:
                 item[index] = process(item[index])
             chunk.append(item)

@@ -412,11 +412,16 @@ async def test_postgresql_copies_until_a_row_exists_then_skips_existing_rows(app
             assert copies == [3, 4]  # no COPY for a while
             assert len(statements) == 1, statements  # and no savepoint
             assert statements[0].endswith("ON CONFLICT DO NOTHING"), statements
+            # A minute later COPY is tried again.
+            writer._conflict_at[C] -= writer_module.CONFLICT_MEMORY
+            writer.insert_ignore(C, contribution("7"))
+            await writer.flush()
+            assert copies == [3, 4, 1]
     finally:
         event.remove(sync_engine, "before_cursor_execute", record)
     async with app.store.engine.connect() as conn:
         ids = (await conn.execute(select(C.c.message_id))).scalars().all()
-    assert sorted(ids, key=int) == [str(i) for i in range(7)]
+    assert sorted(ids, key=int) == [str(i) for i in range(8)]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
