@@ -562,3 +562,59 @@ def test_any_text_is_classified(
         assert "builds_on" in result.kinds
     if attachment:
         assert result.has_reference
+
+
+_MARKUP_PIECES = st.sampled_from(
+    [
+        "<@123>",
+        "<#C1|general chat>",
+        "<!here>",
+        "<a:wave:123>",
+        "<t:1700000000:R>",
+        "@sam",
+        "a@b",
+        ":tada:",
+        ":+1:",
+        "&amp;",
+        "&gt;",
+        "&",
+        ":",
+        "Note: ",
+        " & ",
+        "<",
+        "@",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=12), _MARKUP_PIECES), max_size=8).map("".join))
+def test_markup_is_only_skipped_when_there_is_none_to_remove(text):
+    """classify skips the markup substitution unless a sign of markup is in the text; the
+    substitution would have found nothing whenever it is skipped."""
+    from bot.classify import _MARKUP_RE, _may_hold_markup
+
+    if not _may_hold_markup(text, text.count(":") > 1):
+        assert _MARKUP_RE.search(text) is None, text
+
+
+def test_prose_with_a_colon_or_an_ampersand_counts_its_words_as_before():
+    result = classify(
+        "Note: Smith & Jones disagree &amp; so do I :tada:",
+        is_reply=False,
+        replies_to_other=False,
+        mentions_other=False,
+        has_attachments=False,
+    )
+    # "Note", "Smith", "Jones", "disagree", "so", "do", "I": the entity and shortcode are
+    # markup, the lone "&" and ":" are not words.
+    assert result.word_count == 7
+    assert "support" in result.kinds  # :tada:
+    lone = classify(
+        "Note: Smith & Jones disagree",
+        is_reply=False,
+        replies_to_other=False,
+        mentions_other=False,
+        has_attachments=False,
+    )
+    assert lone.word_count == 4
