@@ -119,10 +119,11 @@ class Cog(ABC):
         return {}
 
 
+_INTERACTIVE = (CommandInvoked, ButtonPressed)
+
+
 def _community_of(event: Event) -> str | None:
-    if isinstance(event, MemberJoined | MemberLeft):
-        return event.community_id
-    if isinstance(event, ScheduledTick):
+    if isinstance(event, (MemberJoined, MemberLeft, ScheduledTick)):
         return event.community_id
     place: PlaceRef | None = getattr(event, "place", None)
     return place.community_id if place is not None else None
@@ -209,11 +210,11 @@ class Engine:
         A member seen for the first time (or whose name or role changed) is queued on the
         batched writer as an upsert; only events with extra facts (a join date) write directly.
         """
+        if not extra and self._member_known(community_id, member):
+            return
         key = (community_id, member.id)
         is_fac = member.is_facilitator or member.id in self.settings.course.facilitator_ids
         wanted = (member.display_name, is_fac)
-        if self._known_members.get(key) == wanted and not extra:
-            return
         now = self.clock.now()
         if extra:
             values: dict[str, Any] = {"now": now, "is_bot": member.is_bot}
@@ -259,6 +260,14 @@ class Engine:
                 self.store.writer.insert_ignore(self.store.tables.member, row)
         self._known_members[key] = wanted
 
+    def _member_known(self, community_id: str, member: MemberRef) -> bool:
+        """The member is stored with this name and facilitator flag already."""
+        is_fac = member.is_facilitator or member.id in self.settings.course.facilitator_ids
+        return self._known_members.get((community_id, member.id)) == (
+            member.display_name,
+            is_fac,
+        )
+
     def forget_cached_member(self, community_id: str | None, member_id: str) -> None:
         for key in [k for k in self._known_members if k[1] == member_id]:
             if community_id is None or key[0] == community_id:
@@ -289,20 +298,20 @@ class Engine:
         observer.event_received(kind)
         community_id = _community_of(event)
         event_id = _event_id(event)
-        tokens = bind(community_id, event_id)
+        token = bind(community_id, event_id)
         try:
             return await self._dispatch_observed(event, kind, community_id, event_id)
         finally:
-            unbind(tokens)
+            unbind(token)
 
     async def _dispatch_observed(
         self, event: Event, kind: str, community_id: str | None, event_id: str | None
     ) -> list[Action]:
         observer = self.services.observer
         outcome = _Outcome()
-        interactive = isinstance(event, CommandInvoked | ButtonPressed)
+        interactive = isinstance(event, _INTERACTIVE)
         try:
-            actions = await self._dispatch(event, outcome)
+            actions = await self._dispatch(event, outcome, community_id)
         except UserError as exc:
             observer.event_recorded(kind)
             return [Reply(text=str(exc), ephemeral=True)]
@@ -331,21 +340,25 @@ class Engine:
             observer.event_recorded(kind)
         return actions
 
-    async def _dispatch(self, event: Event, outcome: _Outcome) -> list[Action]:
-        community_id = _community_of(event)
-        actor = _actor_of(event)
+    async def _dispatch(
+        self, event: Event, outcome: _Outcome, community_id: str | None
+    ) -> list[Action]:
         if isinstance(event, ScheduledTick):
             return await self._tick(event)
+        actor = _actor_of(event)
         if actor is not None and actor.is_bot:
             return []  # bots, Hearth included, never count and never command it
         if community_id is not None:
-            await self.ensure_community(community_id, actor.platform if actor else "console")
+            # The awaits are skipped when nothing is new: most events come from known members
+            # of known communities, and a coroutine per check adds up at thousands a second.
+            if community_id not in self._known_communities:
+                await self.ensure_community(community_id, actor.platform if actor else "console")
             if actor is not None:
-                extra: dict[str, Any] = {}
                 if isinstance(event, MemberJoined):
-                    extra["joined_at"] = event.at
-                await self.ensure_member(community_id, actor, **extra)
-        if isinstance(event, CommandInvoked | ButtonPressed):
+                    await self.ensure_member(community_id, actor, joined_at=event.at)
+                elif not self._member_known(community_id, actor):
+                    await self.ensure_member(community_id, actor)
+        if isinstance(event, _INTERACTIVE):
             # One flush for all the reads of a command, not one per read (storage.writer).
             with self.store.writer.read_scope():
                 if isinstance(event, CommandInvoked):

@@ -24,20 +24,19 @@ from typing import IO, Any
 
 from bot.logsafe import RedactingFilter, redact_secrets
 
-_community: ContextVar[str | None] = ContextVar("hearth_log_community", default=None)
-_event: ContextVar[str | None] = ContextVar("hearth_log_event", default=None)
+#: (community id, event id): one variable, so binding them costs one ``set`` per event.
+_ids: ContextVar[tuple[str | None, str | None]] = ContextVar("hearth_log_ids", default=(None, None))
 
 LOG_FORMATS = ("text", "json")
 
 
-def bind(community: str | None, event: str | None) -> tuple[Token, Token]:
+def bind(community: str | None, event: str | None) -> Token:
     """Set the ids for the current task; pass the result to :func:`unbind` when done."""
-    return _community.set(community), _event.set(event)
+    return _ids.set((community, event))
 
 
-def unbind(tokens: tuple[Token, Token]) -> None:
-    _community.reset(tokens[0])
-    _event.reset(tokens[1])
+def unbind(token: Token) -> None:
+    _ids.reset(token)
 
 
 @contextmanager
@@ -52,7 +51,7 @@ def log_context(community: str | None, event: str | None) -> Iterator[None]:
 
 def current() -> tuple[str | None, str | None]:
     """The (community, event) ids bound right now."""
-    return _community.get(), _event.get()
+    return _ids.get()
 
 
 class ContextFilter(logging.Filter):
@@ -62,10 +61,11 @@ class ContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        community, event = _ids.get()
         if getattr(record, "community", None) is None:
-            record.community = _community.get()
+            record.community = community
         if getattr(record, "event", None) is None:
-            record.event = _event.get()
+            record.event = event
         return True
 
 

@@ -226,6 +226,11 @@ async def test_buffer_full_is_raised_by_the_writer_itself(app):
     writer.insert_ignore(E, row)
     with pytest.raises(BufferFull):
         writer.ensure_room(2)
+    with pytest.raises(BufferFull):  # one event's rows: all of them or none
+        writer.insert_ignore_together(
+            [(E, {**row, "message_id": "x"}), (E, {**row, "message_id": "x", "kind": "mention"})]
+        )
+    assert writer.pending == 1
     writer.insert_ignore(E, {**row, "message_id": "m2"})
     with pytest.raises(BufferFull):
         writer.insert_ignore(E, {**row, "message_id": "m3"})

@@ -145,7 +145,8 @@ async def test_same_table_order_is_kept_around_an_upsert(app):
 async def test_a_sqlite_flush_is_one_trip_to_the_driver_thread_per_table(app, monkeypatch):
     """Through SQLAlchemy each 1,000-row chunk cost three trips to aiosqlite's thread (cursor,
     execute, close), each waiting for the busy event loop; the writer now makes one per table,
-    and the JSON is built in that thread."""
+    and the statements' values are prepared in that thread: multi-row VALUES inserts of one
+    size, then the rest of the rows as one JSON insert."""
     import threading
 
     import aiosqlite
@@ -154,19 +155,33 @@ async def test_a_sqlite_flush_is_one_trip_to_the_driver_thread_per_table(app, mo
     await writer.flush()
     calls: list[str] = []
     built_in: set[str] = set()
+    statements: list[tuple[str, str, int]] = []
     real_execute = aiosqlite.Connection._execute
-    real_payload = writer_module._JsonPlan.payload
+    real_write = writer_module._write_json
 
     async def counting_execute(self, fn, *args, **kwargs):
         calls.append(getattr(fn, "__name__", repr(fn)))
         return await real_execute(self, fn, *args, **kwargs)
 
-    def recording_payload(self, rows):
-        built_in.add(threading.current_thread().name)
-        return real_payload(self, rows)
+    class Recording:  # the sqlite3 connection, as _write_json uses it
+        def __init__(self, conn) -> None:
+            self.conn = conn
+
+        def getlimit(self, category: int) -> int:
+            return self.conn.getlimit(category)
+
+        def execute(self, sql: str, params):
+            built_in.add(threading.current_thread().name)
+            form = "VALUES" if " VALUES " in sql else "JSON"
+            statements.append((sql.split()[2], form, len(params)))
+            return self.conn.execute(sql, params)
+
+    def _write_json(dbapi_conn, plan, rows):
+        return real_write(Recording(dbapi_conn), plan, rows)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counting_execute)
-    monkeypatch.setattr(writer_module._JsonPlan, "payload", recording_payload)
+    monkeypatch.setattr(writer_module, "_write_json", _write_json)
+    monkeypatch.setattr(writer_module, "VALUES_ROWS", 1000)
     for i in range(3500):
         writer.insert_ignore(C, contribution(str(i), f"m{i % 7}"))
     for i in range(2500):
@@ -176,6 +191,10 @@ async def test_a_sqlite_flush_is_one_trip_to_the_driver_thread_per_table(app, mo
     # The rest: the commit and the pool's reset of the returned connection.
     assert calls[2:] == ["commit", "rollback"], calls
     assert threading.current_thread().name not in built_in  # never on the event loop
+    width_c, width_e = len(contribution("1")), len(edge("1"))
+    assert statements == [("contribution", "VALUES", 1000 * width_c)] * 3 + [
+        ("contribution", "JSON", 1)
+    ] + [("edge", "VALUES", 1000 * width_e)] * 2 + [("edge", "JSON", 1)]
     async with app.store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 3500
         assert (await conn.execute(select(func.count()).select_from(E))).scalar_one() == 2500
@@ -188,8 +207,12 @@ texts = st.one_of(
     st.text(max_size=60),  # any code point but surrogates: controls, NUL, RTL, emoji...
     st.sampled_from(["", "'; DROP TABLE contribution; --", "\u202eevil", "😀" * 30, "a\x00b"]),
 )
-moments = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+_moments = {"min_value": datetime(1, 1, 2), "max_value": datetime(9999, 12, 30)}
+moments = st.one_of(
+    st.datetimes(**_moments, timezones=st.timezones()),  # through the writer's callback
+    # UTC, as every adapter gives: orjson's own text, turned into the stored text by the SQL
+    st.datetimes(**_moments, timezones=st.just(UTC)),
+    st.datetimes(**_moments, timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
 )
 contribution_rows = st.fixed_dictionaries(
     {
@@ -224,10 +247,13 @@ edge_rows = st.fixed_dictionaries(
 
 
 @pytest.mark.parametrize("db", BACKENDS)
-def test_json_inserts_store_what_sqlalchemy_stores(tmp_path, db):
+def test_json_inserts_store_what_sqlalchemy_stores(tmp_path, db, monkeypatch):
     """Two databases, one written through the JSON insert and one through SQLAlchemy's
-    executemany, hold the same values (and on SQLite the same storage types), row for row."""
+    executemany, hold the same values (and on SQLite the same storage types), row for row.
+    On SQLite the writer's statements of two rows take each pair as a multi-row VALUES
+    insert, and an odd row left over as JSON, so both are compared."""
     if db == "sqlite":
+        monkeypatch.setattr(writer_module, "VALUES_ROWS", 2)
         targets = {flag: (f"sqlite+aiosqlite:///{tmp_path / f'{flag}.db'}", "") for flag in (1, 0)}
     else:
         url = postgres_url()
@@ -301,20 +327,31 @@ async def test_a_refused_row_in_a_batch_is_found_and_dropped(app, backend):
 def test_contribution_and_edge_rows_are_encoded_by_orjson_like_the_standard_encoder(
     dialect_name,
 ):
-    """orjson writes the rows' tuples as they are and calls back only for datetimes; what it
-    writes parses to what the column-by-column path writes, and what JSON cannot hold (NaN,
-    infinity, a naive datetime, bytes, a lone surrogate) sends the chunk the ordinary way."""
+    """orjson writes the rows' tuples as they are, UTC datetimes included (the SQL turns its
+    text into the stored text), and calls back for other datetimes; what the insert stores
+    is what the column-by-column path stores, and what JSON cannot hold (NaN, infinity, a
+    naive datetime, bytes, a lone surrogate) sends the chunk the ordinary way."""
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.asyncpg.dialect()
-    rows = {C: [contribution("1"), contribution("2") | {"text": "ça 😀", "edited_at": AT}]}
-    rows[E] = [edge("1"), edge("2") | {"weight": 2}]
+    late = AT.replace(microsecond=5)
+    rows = {C: [contribution("1"), contribution("2") | {"text": "ça 😀", "edited_at": late}]}
+    rows[E] = [edge("1"), edge("2") | {"weight": 2, "created_at": late}]
+    paris = late.astimezone(ZoneInfo("Europe/Paris"))
     for table, good in rows.items():
         plan = writer_module._json_plan(table, tuple(good[0]), dialect)
         assert plan.datetime_text is not None, f"{table.name} rows take the slow path"
-        assert writer_module.json.loads(plan.payload(good)) == writer_module.json.loads(
-            plan._converted(good)
-        )
+        assert plan._all_utc(plan._tuples(good))
+        elsewhere = good + [good[1] | {"created_at": paris}]
+        assert not plan._all_utc(plan._tuples(elsewhere))  # the callback's text, converted
+        for chunk in (good, elsewhere):
+            direct, converted = plan.payload(chunk), plan._converted(chunk)
+            assert direct is not None and converted is not None
+            assert _stored(dialect_name, table, plan, direct) == _stored(
+                dialect_name, table, plan, converted
+            )
     plan = writer_module._json_plan(E, tuple(edge("1")), dialect)
     for bad in (float("nan"), float("inf"), -float("inf")):
         assert plan.payload([edge("1"), edge("2") | {"weight": bad}]) is None
@@ -328,6 +365,29 @@ def test_contribution_and_edge_rows_are_encoded_by_orjson_like_the_standard_enco
     ):
         assert plan.payload([contribution("1") | {field: bad}]) is None, (field, bad)
     assert plan.payload([contribution("1"), {"community_id": "course"}]) is None
+
+
+def _stored(dialect_name: str, table, plan, payload: str) -> list:
+    """What ``plan``'s insert stores from ``payload``: run on SQLite in memory; on PostgreSQL,
+    whose ``::timestamptz`` reads any ISO text with an offset, the datetimes parsed."""
+    if dialect_name == "postgresql":
+        values = writer_module.json.loads(payload)
+        for row in values:
+            for index in plan.datetimes:
+                if row[index] is not None:
+                    row[index] = datetime.fromisoformat(row[index])
+        return values
+    from sqlalchemy import create_engine
+
+    engine = create_engine("sqlite://")
+    with engine.begin() as conn:
+        metadata().create_all(conn)
+        conn.exec_driver_sql(plan.sql, (payload,))
+        names = ", ".join(c for c in table.c.keys() if c != "id")
+        stored = conn.exec_driver_sql(f"SELECT {names} FROM {table.name} ORDER BY id").all()
+    engine.dispose()
+    assert stored  # the insert wrote the rows
+    return [tuple(row) for row in stored]
 
 
 @pytest.mark.parametrize(
@@ -364,6 +424,14 @@ async def test_a_producer_yields_every_few_events_while_a_postgresql_flush_waits
     writer._pending_rows = 150  # a batch is ready and no flush runs: let the writer start one
     await writer.backpressure()
     assert yields == expected + 1
+    writer._pending_rows = 350  # the database falls behind: every few events while it writes
+    async with writer._lock:
+        for _ in range(64):
+            await writer.backpressure()
+    assert yields == expected + 1 + 64 // writer_module.YIELD_EVERY
+    for _ in range(3):  # ... and on every event while no flush runs
+        await writer.backpressure()
+    assert yields == expected + 1 + 64 // writer_module.YIELD_EVERY + 3
     await engine.dispose()
 
 

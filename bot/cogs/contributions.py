@@ -134,7 +134,10 @@ class ContributionsCog(Cog):
     async def counts(self, place: PlaceRef) -> bool:
         if place.is_direct:
             return False
-        tracked = await self.tracked_channels(place.community_id)
+        return self._place_counts(place, await self.tracked_channels(place.community_id))
+
+    @staticmethod
+    def _place_counts(place: PlaceRef, tracked: set[str]) -> bool:
         if not tracked:
             return True
         return bool({place.channel_id, place.channel_name, place.thread_id} & tracked)
@@ -180,7 +183,12 @@ class ContributionsCog(Cog):
         place = event.place
         community_id = place.community_id
         author = event.author.id
-        if (community_id, author) in self.untracked or not await self.counts(place):
+        if (community_id, author) in self.untracked:
+            return False
+        tracked = self._tracked_channels.get(community_id)  # known: no await (hot path)
+        if place.is_direct or not (
+            self._place_counts(place, tracked) if tracked is not None else await self.counts(place)
+        ):
             return False
         if event.text is None and not self._text_warned:
             self._text_warned = True
@@ -197,7 +205,11 @@ class ContributionsCog(Cog):
         parent = None
         if reply_to is not None:
             # The database is asked only for an author the platform did not give.
-            parent = await self._message(community_id, reply_to, look_up=target is None)
+            parent = self.recent.get(community_id, reply_to)  # usually known: no await
+            if parent is None:
+                parent = await self._message(community_id, reply_to, look_up=target is None)
+            elif not parent[0]:
+                parent = None  # looked up before and not found
             if target is None and parent is not None:
                 target = parent[0]
         if place.thread_id is not None:
@@ -209,7 +221,9 @@ class ContributionsCog(Cog):
         else:  # replies to a message not seen yet: resolved when read (storage.queries)
             conversation = None
         replies_to_other = reply_to is not None and target != author
-        mentioned = tuple(dict.fromkeys(m for m in event.mentions if m != author))
+        mentioned = (
+            tuple(dict.fromkeys(m for m in event.mentions if m != author)) if event.mentions else ()
+        )
         result = classify(
             event.text,
             is_reply=reply_to is not None,
@@ -235,25 +249,20 @@ class ContributionsCog(Cog):
             "edited_at": None,
         }
         weights = self.settings.analytics
-        edges = []
+        rows = [(C, row)]  # the contribution, then its edges
         if target is not None and target != author:
-            edges.append(
-                self._edge(community_id, "reply", author, target, event, weights.reply_weight)
+            rows.append(
+                (E, self._edge(community_id, "reply", author, target, event, weights.reply_weight))
             )
         for member_id in mentioned:
             if member_id != target:
-                edges.append(
-                    self._edge(
-                        community_id, "mention", author, member_id, event, weights.mention_weight
-                    )
+                edge = self._edge(
+                    community_id, "mention", author, member_id, event, weights.mention_weight
                 )
-        writer = self.store.writer
+                rows.append((E, edge))
         # All or nothing: past the buffer bound (database down for long) this raises
         # BufferFull before queueing, and the engine logs the event as not recorded.
-        writer.ensure_room(1 + len(edges))
-        writer.insert_ignore(C, row)
-        for edge in edges:
-            writer.insert_ignore(E, edge)
+        self.store.writer.insert_ignore_together(rows)
         self.recent.put(community_id, event.message_id, author, place.thread_id)
         return True
 
