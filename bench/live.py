@@ -27,6 +27,7 @@ from bench.common import (  # noqa: E402
     PG_URL,
     percentile,
     pg_schema,
+    settle_disk,
 )
 from bench.ingest import make_events  # noqa: E402
 from bot.app import HearthApp  # noqa: E402
@@ -129,6 +130,7 @@ async def pg_ingest(n: int) -> dict | None:
         )
         events = make_events(n, seed=7)
         app = await open_app(settings, events)
+        settle_disk()
         started = time.perf_counter()
         for event in events[1:]:
             await app.engine.dispatch(event)
@@ -141,6 +143,7 @@ async def pg_ingest(n: int) -> dict | None:
         edge_cols = list(EDGE_COLUMNS)
         edges = await conn.fetch(f"SELECT {', '.join(edge_cols)} FROM edge")
         await conn.execute("TRUNCATE contribution, edge")
+        settle_disk()
         started = time.perf_counter()
         await conn.copy_records_to_table(
             "contribution", records=[tuple(r) for r in rows], columns=columns

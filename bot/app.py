@@ -19,6 +19,7 @@ from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.engine import Cog, Engine, Services
+from bot.gil import shorten_switch_interval
 from bot.memory import limit_malloc_arenas, tune_garbage_collector
 from bot.runtime import Runtime
 from bot.scheduler import SchedulerService
@@ -78,10 +79,11 @@ class HearthApp:
         connect_backoff: float | None = None,
     ) -> HearthApp:
         clock = clock or SystemClock()
-        # Process-wide, for a long-running bot (bot.memory); the arena cap must come before
-        # the database threads start allocating.
+        # Process-wide, for a long-running bot (bot.memory, bot.gil); the arena cap must come
+        # before the database threads start allocating.
         limit_malloc_arenas()
         tune_garbage_collector()
+        shorten_switch_interval()
         url = settings.storage.url()
         db = make_engine(url, schema=settings.storage.pg_schema)
         backoff = connect_backoff or settings.storage.connect_backoff_seconds

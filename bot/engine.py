@@ -299,32 +299,36 @@ class Engine:
         community_id = _community_of(event)
         event_id = _event_id(event)
         token = bind(community_id, event_id)
+        # One coroutine for the boundary and the logging context (not one each): at
+        # thousands of messages a second every coroutine frame shows.
         try:
-            return await self._dispatch_observed(event, kind, community_id, event_id)
+            outcome = _Outcome()
+            try:
+                actions = await self._dispatch(event, outcome, community_id)
+            except UserError as exc:
+                observer.event_recorded(kind)
+                return [Reply(text=str(exc), ephemeral=True)]
+            except BufferFull:
+                outcome.buffer_full = True
+                interactive = isinstance(event, _INTERACTIVE)
+                actions = [Reply(text=NOT_RECORDED, ephemeral=True)] if interactive else []
+            except Exception:
+                log.exception(
+                    "failed to handle %s (community=%s, event=%s)", kind, community_id, event_id
+                )
+                observer.error("engine")
+                observer.event_not_recorded(kind, "error")
+                interactive = isinstance(event, _INTERACTIVE)
+                return [Reply(text=GENERIC_ERROR, ephemeral=True)] if interactive else []
+            self._report(outcome, kind, community_id, event_id)
+            return actions
         finally:
             unbind(token)
 
-    async def _dispatch_observed(
-        self, event: Event, kind: str, community_id: str | None, event_id: str | None
-    ) -> list[Action]:
+    def _report(
+        self, outcome: _Outcome, kind: str, community_id: str | None, event_id: str | None
+    ) -> None:
         observer = self.services.observer
-        outcome = _Outcome()
-        interactive = isinstance(event, _INTERACTIVE)
-        try:
-            actions = await self._dispatch(event, outcome, community_id)
-        except UserError as exc:
-            observer.event_recorded(kind)
-            return [Reply(text=str(exc), ephemeral=True)]
-        except BufferFull:
-            outcome.buffer_full = True
-            actions = [Reply(text=NOT_RECORDED, ephemeral=True)] if interactive else []
-        except Exception:
-            log.exception(
-                "failed to handle %s (community=%s, event=%s)", kind, community_id, event_id
-            )
-            observer.error("engine")
-            observer.event_not_recorded(kind, "error")
-            return [Reply(text=GENERIC_ERROR, ephemeral=True)] if interactive else []
         if outcome.buffer_full:
             log.error(
                 "%s %s in community %s was NOT recorded: the write buffer is full because the "
@@ -338,7 +342,6 @@ class Engine:
             observer.event_not_recorded(kind, "error")
         else:
             observer.event_recorded(kind)
-        return actions
 
     async def _dispatch(
         self, event: Event, outcome: _Outcome, community_id: str | None

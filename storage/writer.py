@@ -309,6 +309,7 @@ DRIVER_CHUNK = 10_000
 #: Rows per multi-row ``VALUES`` insert on SQLite: a chunk of 10,000 contributions is two
 #: statements of this size (one GIL wait each when it returns) and one JSON insert of the
 #: rest. One size per table keeps one prepared statement per table in sqlite3's cache.
+#: (Halves of it down to 256 rows for the rest, leaving JSON a few rows, measured the same.)
 VALUES_ROWS = 4096
 #: Events between yields to the event loop while a flush waits on the database.
 YIELD_EVERY = 16
@@ -443,7 +444,8 @@ def _write_json(dbapi_conn: sqlite3.Connection, plan: _JsonPlan, rows: list) -> 
     as one JSON insert. Returns how many rows were written before the first statement that
     could not carry its rows (all of them, usually); SQLAlchemy's path writes the others."""
     limit = dbapi_conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    size = min(VALUES_ROWS, limit // plan.width)
+    width = plan.width
+    size = min(VALUES_ROWS, limit // width)
     for start in range(0, len(rows), DRIVER_CHUNK):
         chunk = rows[start : start + DRIVER_CHUNK]
         whole = len(chunk) - len(chunk) % size if size else 0
@@ -451,14 +453,14 @@ def _write_json(dbapi_conn: sqlite3.Connection, plan: _JsonPlan, rows: list) -> 
             params = plan.params(chunk[:whole])
             if params is None:
                 return start
-            sql, step = plan.values_sql(size), size * plan.width
+            sql, step = plan.values_sql(size), size * width
             for first in range(0, len(params), step):
                 try:
                     dbapi_conn.execute(sql, params[first : first + step])
                 except (OverflowError, UnicodeEncodeError):
                     # sqlite3 refused to bind a value (an integer past 64 bits, a lone
                     # surrogate) before the statement ran: nothing of it was written.
-                    return start + first // plan.width
+                    return start + first // width
         if whole < len(chunk):
             payload = plan.payload(chunk[whole:])
             if payload is None:

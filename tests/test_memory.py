@@ -112,3 +112,16 @@ async def test_the_app_collects_the_young_generation_less_often(tmp_path):
         assert gc.get_threshold() == memory.GC_THRESHOLDS
     finally:
         await app.close()
+
+
+async def test_the_app_lets_database_threads_take_the_gil_back_sooner(tmp_path):
+    from bot import gil
+    from bot.app import HearthApp
+    from tests.conftest import make_settings
+
+    sys.setswitchinterval(0.005)  # Python's default
+    app = await HearthApp.create(make_settings(tmp_path / "gil.db"))
+    try:
+        assert sys.getswitchinterval() == pytest.approx(gil.SWITCH_INTERVAL)
+    finally:
+        await app.close()

@@ -182,21 +182,25 @@ async def test_a_sqlite_flush_is_one_trip_to_the_driver_thread_per_table(app, mo
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counting_execute)
     monkeypatch.setattr(writer_module, "_write_json", _write_json)
     monkeypatch.setattr(writer_module, "VALUES_ROWS", 1000)
-    for i in range(3500):
+    for i in range(3600):
         writer.insert_ignore(C, contribution(str(i), f"m{i % 7}"))
     for i in range(2500):
         writer.insert_ignore(E, edge(str(i)))
-    assert await writer.flush() == 6000
+    assert await writer.flush() == 6100
     assert calls.count("_write_json") == 2  # one per table, whatever the number of chunks
     # The rest: the commit and the pool's reset of the returned connection.
     assert calls[2:] == ["commit", "rollback"], calls
     assert threading.current_thread().name not in built_in  # never on the event loop
+    # Statements of 1,000 rows, and the rest of each table's rows as one JSON insert.
     width_c, width_e = len(contribution("1")), len(edge("1"))
-    assert statements == [("contribution", "VALUES", 1000 * width_c)] * 3 + [
-        ("contribution", "JSON", 1)
-    ] + [("edge", "VALUES", 1000 * width_e)] * 2 + [("edge", "JSON", 1)]
+    assert statements == [
+        *[("contribution", "VALUES", 1000 * width_c)] * 3,
+        ("contribution", "JSON", 1),
+        *[("edge", "VALUES", 1000 * width_e)] * 2,
+        ("edge", "JSON", 1),
+    ]
     async with app.store.engine.connect() as conn:
-        assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 3500
+        assert (await conn.execute(select(func.count()).select_from(C))).scalar_one() == 3600
         assert (await conn.execute(select(func.count()).select_from(E))).scalar_one() == 2500
 
 
