@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import cpu_ticks, machine  # noqa: E402
+from bench.common import cpu_ticks, machine, reference_ms  # noqa: E402
 
 BENCHES = [
     ("ingest", ["ingest.py", "--events", "100000"]),
@@ -56,7 +56,9 @@ def fmt(value: float, unit: str = "", digits: int = 1) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def render(results: dict, total: float, steal: float | None = None) -> str:
+def render(
+    results: dict, total: float, steal: float | None = None, speed: list[float] | None = None
+) -> str:
     ing = results.get("ingest", {})
     live = results.get("live", {})
     scale = results.get("scale", {})
@@ -181,8 +183,15 @@ def render(results: dict, total: float, steal: float | None = None) -> str:
         f"Machine: {machine()}; Python {platform.python_version()}; "
         f"load average at the end {os.getloadavg()[0]:.1f}"
         + (
-            f"; CPU time stolen by the hypervisor during the run: {steal:.0%}."
+            f"; CPU time stolen by the hypervisor during the run: {steal:.0%}"
             if steal is not None
+            else ""
+        )
+        + (
+            f"; a reference pure-Python loop (`bench/common.py` `reference_ms`) took "
+            f"{speed[0]:.0f} ms at the start and {speed[1]:.0f} ms at the end (smaller is "
+            "faster; it tells runs on different machines apart)."
+            if speed
             else "."
         ),
         "",
@@ -203,18 +212,21 @@ def render(results: dict, total: float, steal: float | None = None) -> str:
 def main(output: Path | None = None) -> int:
     started = time.perf_counter()
     ticks_before = cpu_ticks()
+    speed = [reference_ms()]
+    print(f"reference loop: {speed[0]:.0f} ms", flush=True)
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, args in BENCHES:
             print(f"== {name}", flush=True)
             results[name] = run(name, args, Path(tmp) / f"{name}.json")
+    speed.append(reference_ms())
     total = time.perf_counter() - started
     ticks_after = cpu_ticks()
     all_ticks = ticks_after[0] - ticks_before[0]
     steal = (ticks_after[1] - ticks_before[1]) / all_ticks if all_ticks > 0 else None
     if steal is not None:
         print(f"CPU time stolen by the hypervisor during the run: {steal:.0%}")
-    text = render(results, total, steal)
+    text = render(results, total, steal, speed)
     target = output or HERE / "RESULTS.md"
     target.write_text(text)
     print(f"wrote {target} ({total:.0f} s)")
