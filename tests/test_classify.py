@@ -599,22 +599,9 @@ def test_markup_is_only_skipped_when_there_is_none_to_remove(text):
 
 
 def test_prose_with_a_colon_or_an_ampersand_counts_its_words_as_before():
-    result = classify(
-        "Note: Smith & Jones disagree &amp; so do I :tada:",
-        is_reply=False,
-        replies_to_other=False,
-        mentions_other=False,
-        has_attachments=False,
-    )
+    result = run("Note: Smith & Jones disagree &amp; so do I :tada:", {})
     # "Note", "Smith", "Jones", "disagree", "so", "do", "I": the entity and shortcode are
     # markup, the lone "&" and ":" are not words.
     assert result.word_count == 7
     assert "support" in result.kinds  # :tada:
-    lone = classify(
-        "Note: Smith & Jones disagree",
-        is_reply=False,
-        replies_to_other=False,
-        mentions_other=False,
-        has_attachments=False,
-    )
-    assert lone.word_count == 4
+    assert run("Note: Smith & Jones disagree", {}).word_count == 4
