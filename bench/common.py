@@ -54,8 +54,8 @@ async def pg_schema(url: str = PG_URL) -> AsyncIterator[str | None]:
 def settle_disk() -> None:
     """Write out the kernel's dirty pages before a timed phase: otherwise the writeback of
     what the previous phase wrote (the engine's 40 MB database, say) lands in this phase's
-    time, on a disk both share. Measured on a 2-core machine, raw sqlite3 after the engine
-    phase ran at 29,000-49,000 rows/s without it."""
+    time, on a disk both share. It does not remove the spread from run to run: on one
+    2-core machine raw sqlite3 wrote 33,000-50,000 rows/s with it, 29,000-55,000 without."""
     if hasattr(os, "sync"):
         os.sync()
 

@@ -131,13 +131,11 @@ class ContributionsCog(Cog):
     def invalidate(self, community_id: str) -> None:
         self._tracked_channels.pop(community_id, None)
 
-    async def counts(self, place: PlaceRef) -> bool:
+    @staticmethod
+    def counts(place: PlaceRef, tracked: set[str] | None) -> bool:
+        """Whether messages in ``place`` count, given the community's tracked channels."""
         if place.is_direct:
             return False
-        return self._place_counts(place, await self.tracked_channels(place.community_id))
-
-    @staticmethod
-    def _place_counts(place: PlaceRef, tracked: set[str]) -> bool:
         if not tracked:
             return True
         return bool({place.channel_id, place.channel_name, place.thread_id} & tracked)
@@ -185,10 +183,11 @@ class ContributionsCog(Cog):
         author = event.author.id
         if (community_id, author) in self.untracked:
             return False
-        tracked = self._tracked_channels.get(community_id)  # known: no await (hot path)
-        if place.is_direct or not (
-            self._place_counts(place, tracked) if tracked is not None else await self.counts(place)
-        ):
+        # The tracked channels are loaded once: no await per message after that.
+        tracked = self._tracked_channels.get(community_id)
+        if tracked is None and not place.is_direct:
+            tracked = await self.tracked_channels(community_id)
+        if not self.counts(place, tracked):
             return False
         if event.text is None and not self._text_warned:
             self._text_warned = True
