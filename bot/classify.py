@@ -152,7 +152,7 @@ _MASK_BY_KINDS = {kinds: mask for mask, kinds in enumerate(_KINDS_BY_MASK)}
 class Classification(NamedTuple):
     """The result of :func:`classify`.
 
-    A named tuple: built once per recorded message, it cost about a quarter of what a frozen
+    A named tuple: built once per recorded message, it costs about a third of what a frozen
     dataclass did (whose ``__init__`` sets each field through ``object.__setattr__``).
     """
 
