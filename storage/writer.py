@@ -203,11 +203,10 @@ class _JsonPlan:
     def _all_utc(self, items: list[tuple]) -> bool:
         """Every datetime among the rows is a plain ``datetime`` in ``UTC`` (checked in C):
         orjson's own text of it then needs no conversion but the one the SQL makes."""
-        for index in self.datetimes:
-            present = [v for v in map(_at(index), items) if v is not None]  # NULLs stay
-            if not set(map(type, present)) <= _DATETIME or not set(map(_tzinfo, present)) <= _UTC:
-                return False
-        return True
+        return all(
+            _only_utc([v for v in map(_at(index), items) if v is not None])  # NULLs stay
+            for index in self.datetimes
+        )
 
     def records(self, rows: Sequence[dict[str, Any]]) -> list[tuple] | None:
         """The rows as tuples in column order for COPY; None when one has other columns or a
@@ -274,7 +273,7 @@ def _sqlite_texts(column: list) -> list | None:
     try:
         if type(None) in kinds:
             return [None if v is None else sqlite_text(v) for v in column]
-        if set(map(_tzinfo, column)) <= _UTC:
+        if _only_utc(column):
             # orjson writes "2026-09-07T09:00:00+00:00", or "...09:00:00.000005+00:00"
             # when there are microseconds: cut to "2026-09-07 09:00:00.000000" or
             # "2026-09-07 09:00:00.000005", what sqlite_text writes.
@@ -291,6 +290,12 @@ _DATETIME = {datetime}
 _UTC = {UTC}
 
 
+def _only_utc(values: list) -> bool:
+    """Every one of ``values`` is a plain ``datetime`` in ``UTC`` (checked in C), which
+    orjson writes as "2026-09-07T09:00:00+00:00" whatever else it holds."""
+    return set(map(type, values)) <= _DATETIME and set(map(_tzinfo, values)) <= _UTC
+
+
 def _all_finite(values: Iterator[Any]) -> bool:
     """No NaN or infinity among ``values`` (numbers or None), checked in C when it can be."""
     values = list(values)
@@ -302,9 +307,10 @@ def _all_finite(values: Iterator[Any]) -> bool:
 
 #: Rows per JSON insert statement built on the event loop (PostgreSQL): a few milliseconds.
 JSON_CHUNK = 1000
-#: Rows per JSON insert statement built in aiosqlite's thread (SQLite). Each statement costs
-#: that thread a wait for the GIL when it returns (up to the 5 ms switch interval while the
-#: event loop is busy): 1,000-row statements lost about 0.4 s per 100,000 events that way.
+#: Rows whose values aiosqlite's thread prepares at once on SQLite (for ``VALUES``
+#: statements, then a JSON insert of the rest). Each statement costs that thread a wait for
+#: the GIL when it returns (up to the switch interval, bot.gil, while the event loop is
+#: busy): with 5 ms, 1,000-row JSON statements lost about 0.4 s per 100,000 events that way.
 DRIVER_CHUNK = 10_000
 #: Rows per multi-row ``VALUES`` insert on SQLite: a chunk of 10,000 contributions is two
 #: statements of this size (one GIL wait each when it returns) and one JSON insert of the

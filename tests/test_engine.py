@@ -324,3 +324,22 @@ async def test_an_event_without_a_name_keeps_the_stored_name(session, app):
         )
     )
     assert (await app.store.get_member("console", "bob"))["display_name"] == "bob"
+
+
+async def test_a_known_member_who_renames_is_stored_under_the_new_name(session, app):
+    """The engine skips the member upsert for members it has stored already, but not when
+    their name or facilitator flag changed."""
+    from bot.events import MemberRef, MessagePosted
+
+    for message_id, name in (("r1", "Bob"), ("r2", "Bob"), ("r3", "Robert")):
+        await app.engine.dispatch(
+            MessagePosted(
+                at=session.now,
+                author=MemberRef("console", "bob", name),
+                place=session.place("general"),
+                message_id=message_id,
+                text="hello",
+            )
+        )
+        await app.store.flush()
+        assert (await app.store.get_member("console", "bob"))["display_name"] == name
