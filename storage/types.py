@@ -35,6 +35,11 @@ class AwareDateTime(TypeDecorator):
             # DATETIME processor's naive value and the ``replace`` after it. Reading 100,000
             # timestamps took 460-525 ms this way against 640-715 ms before.
             return as_utc
+        if dialect.driver == "asyncpg":
+            # asyncpg hands back timestamptz as aware UTC already (no processor of its own
+            # for the type): checked, not converted. In the quiet-member scan's 30,000
+            # timestamps the generic path cost 14 ms.
+            return _utc_checked
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: datetime | None, dialect):
@@ -65,6 +70,12 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     if value.tzinfo is None:
         return _with_utc(value)
     return value.astimezone(UTC)
+
+
+def _utc_checked(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:
+        return value
+    return as_utc(value)
 
 
 def _with_utc(value: datetime) -> datetime:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -82,3 +83,39 @@ def test_the_sqlite_column_reader_returns_aware_utc(tmp_path):
         assert read == plus_two and read.hour == 12 and _is_utc(read)
     finally:
         engine.dispose()
+
+
+def test_the_asyncpg_column_reader_passes_utc_and_converts_the_rest():
+    """asyncpg hands back timestamptz as aware UTC, which the reader passes as it is; a naive
+    value or another zone (another driver's habit) still comes out as the same instant in
+    UTC."""
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    read = AwareDateTime().result_processor(asyncpg.dialect(), None)
+    utc = datetime(2026, 11, 16, 12, tzinfo=UTC)
+    assert read(utc) is utc
+    assert read(None) is None
+    plus_two = datetime(2026, 11, 16, 14, tzinfo=timezone(timedelta(hours=2)))
+    assert read(plus_two) == utc and read(plus_two).tzinfo is UTC
+    assert read(datetime(2026, 11, 16, 12)) == utc
+
+
+async def test_postgresql_reads_back_aware_utc_whatever_the_session_zone():
+    """The reader trusts asyncpg to give UTC: checked against the server with a session
+    zone far from UTC."""
+    import asyncpg as driver
+
+    from tests.conftest import _pg_reachable, postgres_url
+
+    url = postgres_url()
+    if not await _pg_reachable(url):
+        pytest.skip(f"PostgreSQL not reachable at {url} (run .ci/run to start it)")
+    conn = await driver.connect(
+        url.replace("postgresql+asyncpg://", "postgresql://"),
+        server_settings={"timezone": "Asia/Kathmandu"},
+    )
+    try:
+        value = await conn.fetchval("SELECT '2026-11-16 12:00:00+00'::timestamptz")
+    finally:
+        await conn.close()
+    assert value.tzinfo is UTC and value == datetime(2026, 11, 16, 12, tzinfo=UTC)

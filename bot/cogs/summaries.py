@@ -193,29 +193,32 @@ class SummariesCog(Cog):
         assert community is not None
         tz = community["timezone"]
         staff_ids = await facilitator_ids(store, self.settings, community_id)
-        # One pass over both weeks: period 0 is the week before, then one per local day.
         starts = _day_starts(since, until, tz)
 
         async def days_and_chart():
-            periods = await sq.daily_counts(store, community_id, [since - WEEK, *starts], until)
+            # The week's days alone, not the week before with them: the chart waits for
+            # these, and drawing it is the longest step after them.
+            periods = await sq.daily_counts(store, community_id, starts, until)
             daily = []
             for i, start in enumerate(starts):
-                c = periods.get(i + 1)
+                c = periods.get(i)
                 day = start.astimezone(_zone(tz)).date()
                 daily.append((day, dict(c.by_kind) if c else {}, c.contributions if c else 0))
             return periods, daily, await self._chart(daily) if chart else None
 
         (
-            (n_learners, active_learners),
             (periods, daily, png),
+            week_before,
+            (n_learners, active_learners),
             busiest,
             joined,
             prompt,
             in_week,
             (n_open, questions),
         ) = await asyncio.gather(
-            sq.learner_counts(store, community_id, since, until, staff_ids),
             days_and_chart(),
+            sq.daily_counts(store, community_id, [since - WEEK], since),
+            sq.learner_counts(store, community_id, since, until, staff_ids),
             sq.busiest_threads(store, community_id, since, until),
             sq.newcomers(store, community_id, since, until, staff_ids),
             self._week_prompt(community_id, since, until),
@@ -224,8 +227,8 @@ class SummariesCog(Cog):
                 store, community_id, since, until, exclude_authors=staff_ids, limit=5
             ),
         )
-        now_total = sq.total(c for i, c in periods.items() if i >= 1)
-        last_total = sq.total([periods[0]] if 0 in periods else [])
+        now_total = sq.total(periods.values())
+        last_total = sq.total(week_before.values())
         platform = community["platform"]
         threads = [
             ThreadInfo(
