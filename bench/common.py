@@ -307,6 +307,12 @@ async def populate_postgres(url: str, schema: str, data: Synthetic) -> None:
             )
             await conn.copy_records_to_table("edge", records=batch_e, columns=list(EDGE_COLUMNS))
         await conn.execute("VACUUM ANALYZE member, contribution, edge")
+        try:
+            # The load's dirty buffers written now rather than by a checkpoint that falls in
+            # a timed phase (as a server in service would have written them long before).
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            pass
     finally:
         await conn.close()
 

@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     populate,
     populate_postgres,
     rss_mb,
+    settle_disk,
 )
 from bot.app import HearthApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
@@ -98,6 +99,7 @@ async def on_postgres(contributions: int, members: int) -> dict | None:
         started = time.perf_counter()
         await populate_postgres(PG_URL, schema, data)
         load_s = time.perf_counter() - started
+        settle_disk()
         app = await HearthApp.create(settings, clock=clock, migrate=False)
         try:
             await everyone_speaks(app, clock, members)
@@ -127,6 +129,7 @@ async def main(contributions: int, members: int) -> dict:
         started = time.perf_counter()
         now = populate(path, members=members, contributions=contributions)
         build_s = time.perf_counter() - started
+        settle_disk()  # the 350 MB just written, out of the way of the timed phases
         rss_before = rss_mb()
         settings = Settings.model_validate({"storage": {"path": str(path)}})
         clock = FakeClock(now)

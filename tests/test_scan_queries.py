@@ -217,3 +217,100 @@ async def test_open_questions_counts_past_its_limit_and_lists_the_oldest(app):
     count, none = await sq.open_questions(app.store, CID, WINDOW, NOW, limit=0)
     assert (count, none) == (7, [])
     assert await sq.open_questions(app.store, CID, NOW, NOW + timedelta(days=1)) == (0, [])
+
+
+async def _conversations(app, seed: int) -> list[dict]:
+    """Messages in conversations of every shape the key resolves: stored keys, platform
+    threads, replies whose key is left to the parent's thread or to the parent, monologues
+    (the busiest of them longer than any conversation between people), messages outside the
+    week and another community's."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+
+    def add(message_id: str, author: str, at: datetime, **keys) -> None:
+        rows.append(
+            {
+                "community_id": keys.pop("community_id", CID),
+                "message_id": message_id,
+                "member_id": author,
+                "channel_id": f"c{rng.randrange(3)}",
+                "created_at": at,
+                "kinds": 1,
+                "word_count": 1,
+                "attachments": 0,
+                "conversation_id": None,
+                "thread_id": None,
+                "reply_to_id": None,
+                **keys,
+            }
+        )
+
+    for t in range(60):
+        root = f"k{t:04d}"
+        at = WINDOW + timedelta(hours=rng.randint(-30, 7 * 24 - 1))
+        add(root, f"m{rng.randrange(6)}", at, conversation_id=root)
+        monologue = t % 7 == 0
+        for r in range(rng.randint(0, 14 if monologue else 6)):
+            author = rows[-1]["member_id"] if monologue else f"m{rng.randrange(6)}"
+            at += timedelta(minutes=rng.randint(1, 600))
+            shape = rng.randrange(4)
+            if shape == 0:  # the key was stored
+                add(f"{root}-{r}", author, at, conversation_id=root, reply_to_id=root)
+            elif shape == 1:  # a message in the platform thread the root opened
+                add(f"{root}-{r}", author, at, thread_id=root)
+            elif shape == 2:  # a reply written before its parent was seen: the parent's key
+                add(f"{root}-{r}", author, at, reply_to_id=root)
+            else:  # a reply to a message inside the thread: that message's thread
+                parent = f"{root}-t{r}"
+                add(parent, author, at, thread_id=root)
+                add(f"{root}-{r}", author, at, reply_to_id=parent)
+    add("other", "m1", WINDOW + timedelta(hours=1), community_id="elsewhere")
+    async with app.store.engine.begin() as conn:
+        await conn.execute(insert(C), rows)
+    return rows
+
+
+def _ranking(rows: list[dict]) -> list[tuple]:
+    """(key, channel, messages, people) of every conversation with messages in the week,
+    most messages first."""
+    by_id = {r["message_id"]: r for r in rows if r["community_id"] == CID}
+
+    def key(r: dict) -> str:
+        parent = by_id.get(r.get("reply_to_id") or "")
+        parent_thread = parent.get("thread_id") if parent else None
+        return (
+            r.get("conversation_id")
+            or r.get("thread_id")
+            or parent_thread
+            or r.get("reply_to_id")
+            or r["message_id"]
+        )
+
+    groups: dict[str, list[dict]] = {}
+    for r in by_id.values():
+        if WINDOW <= r["created_at"] < NOW:
+            groups.setdefault(key(r), []).append(r)
+    return sorted(
+        (
+            (k, min(r["channel_id"] for r in g), len(g), len({r["member_id"] for r in g}))
+            for k, g in groups.items()
+        ),
+        key=lambda t: (-t[2], t[0]),
+    )
+
+
+@pytest.mark.parametrize("candidates", [10, 1])
+async def test_busiest_threads_equal_a_loop_over_every_row(app, monkeypatch, candidates):
+    """With one candidate per conversation asked for, the monologues at the top of the
+    count crowd out the conversations between people, and the whole ranking is computed."""
+    monkeypatch.setattr(sq, "BUSIEST_CANDIDATES", candidates)
+    rows = await _conversations(app, seed=5)
+    for limit in (1, 3, 8):
+        got = await sq.busiest_threads(app.store, CID, WINDOW, NOW, limit=limit)
+        expected = [t for t in _ranking(rows) if t[3] >= 2][:limit]
+        assert len(expected) == limit
+        assert [(t.key, t.channel_id, t.messages, t.participants) for t in got] == expected
+    # The data has what the test is about: monologues ranked above the first answer, and
+    # replies whose key comes from the parent's thread and from the parent.
+    ranking = _ranking(rows)
+    assert ranking[0][3] == 1 and ranking[1][3] == 1
