@@ -7,6 +7,10 @@ the switch interval for it: 5 ms by default. Ingesting 100,000 events, the write
 waited 0.5-0.9 s in all that way; with 0.5 ms it waited 0.4-0.5 s, and ingest measured
 21,800 against 20,300 events/s (the medians of five runs each, on 2 cores). With PostgreSQL
 (asyncpg, no threads) nobody waits, and nothing changes.
+
+While a flush runs in that thread the writer shortens the interval further, to 0.1 ms
+(``storage.writer._quick_handoff``); not for good, because the weekly summary, whose threads
+all run Python, measured slower with it.
 """
 
 from __future__ import annotations

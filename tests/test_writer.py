@@ -568,3 +568,42 @@ async def test_sqlite_upserts_go_to_the_driver_thread_as_one_json_statement(
     assert "executemany" not in calls
     by_id = {row[2]: row for row in through_json}
     assert by_id["m1"][4] == "renamed" and by_id["m2"][8] == 1  # display_name, facilitator
+
+
+async def test_the_gil_changes_hands_quickly_only_while_a_sqlite_flush_runs(app, backend):
+    """During a SQLite flush the switch interval is ``FLUSH_SWITCH_INTERVAL`` (aiosqlite's
+    thread waits for the GIL at each step); before and after it is what it was. PostgreSQL's
+    flushes run on the event loop and leave it alone."""
+    import sys
+
+    writer = app.store.writer
+    await writer.flush()
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    real = writer._execute
+
+    async def execute(conn, op):
+        seen.append(sys.getswitchinterval())
+        return await real(conn, op)
+
+    writer._execute = execute
+    writer.insert_ignore(C, contribution("handoff"))
+    assert await writer.flush() == 1
+    expected = writer_module.FLUSH_SWITCH_INTERVAL if backend == "sqlite" else before
+    assert seen == [pytest.approx(min(expected, before))]
+    assert sys.getswitchinterval() == before
+
+
+def test_overlapping_handoffs_restore_the_interval_once_the_last_ends():
+    import sys
+
+    before = sys.getswitchinterval()
+    first, second = writer_module._quick_handoff(), writer_module._quick_handoff()
+    first.__enter__()
+    second.__enter__()
+    short = pytest.approx(min(before, writer_module.FLUSH_SWITCH_INTERVAL))
+    assert sys.getswitchinterval() == short
+    first.__exit__(None, None, None)  # the first writer's flush ends while the second runs
+    assert sys.getswitchinterval() == short
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
