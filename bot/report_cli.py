@@ -67,7 +67,11 @@ async def produce_report(
 
     now = now or datetime.now(UTC)
     start, end = report_window(since, until, now=now, window_days=settings.analytics.window_days)
-    engine = make_engine(settings.storage.url(), schema=settings.storage.pg_schema)
+    engine = make_engine(
+        settings.storage.url(),
+        schema=settings.storage.pg_schema,
+        work_mem=settings.storage.pg_work_mem,
+    )
     # The writer is never started and nothing is queued: flushes before reads are no-ops.
     store = Store(engine, BatchWriter(engine))
     try:

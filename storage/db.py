@@ -28,8 +28,11 @@ def redact(url: str) -> str:
         return "<unparseable database url>"
 
 
-def make_engine(url: str, *, echo: bool = False, schema: str = "") -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, a busy timeout and NORMAL sync."""
+def make_engine(
+    url: str, *, echo: bool = False, schema: str = "", work_mem: str = ""
+) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL, a busy timeout and NORMAL sync; PostgreSQL
+    sessions get ``schema`` as their search path and ``work_mem`` (``StorageSettings``)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 
@@ -55,6 +58,8 @@ def make_engine(url: str, *, echo: bool = False, schema: str = "") -> AsyncEngin
     server_settings = {"jit": "off", "max_parallel_workers_per_gather": "0"}
     if schema:
         server_settings["search_path"] = schema
+    if work_mem:
+        server_settings["work_mem"] = work_mem
     connect_args = {"server_settings": server_settings}
     return create_async_engine(
         url,

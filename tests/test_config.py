@@ -29,6 +29,7 @@ def test_example_config_is_valid():
         ("[nudges]\nschedule = '0 25 * * *'\n", "nudges.schedule"),
         ("[reflections]\nschedule = 'every monday'\n", "bad cron"),
         ("[storage]\nbatch_size = 'lots'\n", "storage.batch_size"),
+        ("[storage]\npg_work_mem = '16 megs'\n", "storage.pg_work_mem"),
         ("[slack]\nmode = 'carrier-pigeon'\n", "slack.mode"),
         ("[slack]\ncommand = 'course'\n", "slack.command"),
         ("[storage\npath = 'x'\n", "not valid TOML"),

@@ -93,3 +93,13 @@ async def test_postgres_sessions_run_without_jit(settings):
             assert (await conn.execute(text("SHOW jit"))).scalar_one() == "off"
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgres_sessions_get_the_configured_work_mem_and_no_parallel_workers(app):
+    async with app.store.engine.connect() as conn:
+        show = {
+            name: (await conn.execute(text(f"SHOW {name}"))).scalar_one()
+            for name in ("work_mem", "max_parallel_workers_per_gather", "jit")
+        }
+    assert show == {"work_mem": "16MB", "max_parallel_workers_per_gather": "0", "jit": "off"}
