@@ -35,12 +35,9 @@ class QuietState(NamedTuple):
     detail: str
 
 
-def label(activity: MemberActivity, now: datetime, settings: AnalyticsSettings) -> QuietState:
-    return labeller(now, settings)(activity)
-
-
 def labeller(now: datetime, settings: AnalyticsSettings) -> Callable[[MemberActivity], QuietState]:
-    """:func:`label` with ``now`` and the settings applied once, for a scan of every learner."""
+    """The function that labels one learner's activity at ``now`` (the rules are in the
+    module's docstring), with the thresholds worked out once for a scan of every learner."""
     quiet_from = now - timedelta(days=settings.quiet_days)
     ratio = settings.dropping_ratio
 

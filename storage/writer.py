@@ -442,8 +442,8 @@ def _quick_handoff() -> Iterator[None]:
     when SQLite returns) while the event loop's thread runs Python all the time under
     ingest; each step waits up to the switch interval. With 0.5 ms (bot.gil) a 5,000-row
     flush took 450 ms of which the thread worked 60, the producer filled the buffer meanwhile
-    and then waited for the next flush: 36,000 events/s, 0.50-0.53 of raw sqlite3. With 0.1 ms
-    during flushes: 44,000-46,000 events/s, 0.61-0.73. Kept to flushes because everywhere
+    and then waited for the next flush: 35,000-37,000 events/s, 0.47-0.53 of raw sqlite3. With
+    0.1 ms during flushes: 43,600-49,800 events/s, 0.61-0.73. Kept to flushes because everywhere
     else the shorter interval cost time: the weekly summary, whose threads all run Python,
     took 214 ms against 200 ms with it."""
     # Counted, so that flushes of several writers overlapping (several stores in one
