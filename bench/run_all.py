@@ -56,6 +56,16 @@ def fmt(value: float, unit: str = "", digits: int = 1) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def median_of(figures: dict, key: str) -> str:
+    """``<key>_ms`` (a median), with the runs it is the median of when they were kept: the
+    scan and the summary move by tens of milliseconds from run to run on a small machine."""
+    text = fmt(figures[f"{key}_ms"], " ms")
+    samples = figures.get(f"{key}_samples_ms")
+    if samples:
+        text += f" (runs: {', '.join(f'{s:.0f}' for s in samples)})"
+    return text
+
+
 def render(
     results: dict, total: float, steal: float | None = None, speed: list[float] | None = None
 ) -> str:
@@ -126,7 +136,7 @@ def render(
         rows.append(
             (
                 "quiet-member scan, 1,000,000 contributions",
-                fmt(scale["quiet_scan_ms"], " ms"),
+                median_of(scale, "quiet_scan"),
                 "< 200 ms",
                 verdict(scale["quiet_scan_ms"] < 200),
             )
@@ -134,7 +144,7 @@ def render(
         rows.append(
             (
                 "weekly cohort summary, 1,000,000 contributions",
-                fmt(scale["weekly_summary_ms"], " ms"),
+                median_of(scale, "weekly_summary"),
                 "< 200 ms",
                 verdict(scale["weekly_summary_ms"] < 200),
             )
@@ -142,15 +152,15 @@ def render(
         scale_pg = scale.get("postgres")
         if scale_pg:
             for key, name in (
-                ("quiet_scan_ms", "quiet-member scan"),
-                ("weekly_summary_ms", "weekly cohort summary"),
+                ("quiet_scan", "quiet-member scan"),
+                ("weekly_summary", "weekly cohort summary"),
             ):
                 rows.append(
                     (
                         f"{name}, PostgreSQL, the same 1,000,000 contributions",
-                        fmt(scale_pg[key], " ms"),
+                        median_of(scale_pg, key),
                         "< 200 ms",
-                        verdict(scale_pg[key] < 200),
+                        verdict(scale_pg[f"{key}_ms"] < 200),
                     )
                 )
         else:
