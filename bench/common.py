@@ -76,6 +76,11 @@ def reference_ms(repeat: int = 5) -> float:
     return best * 1000
 
 
+def runs_text(samples: list[float]) -> str:
+    """The runs behind a median, in the order they ran: "578, 187, 191, 187, 208 ms"."""
+    return ", ".join(f"{s:.0f}" for s in samples) + " ms"
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

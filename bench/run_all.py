@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import cpu_ticks, machine, reference_ms  # noqa: E402
+from bench.common import cpu_ticks, machine, reference_ms, runs_text  # noqa: E402
 
 BENCHES = [
     ("ingest", ["ingest.py", "--events", "100000"]),
@@ -62,7 +62,7 @@ def median_of(figures: dict, key: str) -> str:
     text = fmt(figures[f"{key}_ms"], " ms")
     samples = figures.get(f"{key}_samples_ms")
     if samples:
-        text += f" (runs: {', '.join(f'{s:.0f}' for s in samples)})"
+        text += f" (runs: {runs_text(samples)})"
     return text
 
 

@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     populate,
     populate_postgres,
     rss_mb,
+    runs_text,
     settle_disk,
 )
 from bot.app import HearthApp  # noqa: E402
@@ -123,11 +124,6 @@ async def on_postgres(contributions: int, members: int) -> dict | None:
     }
 
 
-def spread(samples: list[float]) -> str:
-    """The runs behind a median, in order: "531, 214, 217, 206, 207 ms"."""
-    return ", ".join(f"{s:.0f}" for s in samples) + " ms"
-
-
 def state_counts(states: dict) -> dict[str, int]:
     return dict(Counter(state.state for state in states.values()))
 
@@ -187,11 +183,11 @@ async def main(contributions: int, members: int) -> dict:
     )
     print(
         f"quiet-member scan:     {result['quiet_scan_ms']:8.1f} ms  (goal < 200 ms)  "
-        f"runs: {spread(quiet)}  states: {by_state}"
+        f"runs: {runs_text(quiet)}  states: {by_state}"
     )
     print(
         f"weekly cohort summary: {result['weekly_summary_ms']:8.1f} ms  (goal < 200 ms)  "
-        f"runs: {spread(weekly)}"
+        f"runs: {runs_text(weekly)}"
     )
     print(f"whole weekly job incl. the private facilitator report: {report_ms:8.1f} ms")
     print(
@@ -201,13 +197,13 @@ async def main(contributions: int, members: int) -> dict:
     if pg is None:
         print(f"PostgreSQL: no server at {redact(PG_URL)}; not measured")
     else:
+        same = "yes" if pg["states"] == by_state else f"NO: {pg['states']}"
         print(
             f"PostgreSQL (loaded with COPY in {pg['load_seconds']:.1f} s): quiet-member scan "
-            f"{pg['quiet_scan_ms']:.1f} ms (runs: {spread(pg['quiet_scan_samples_ms'])}), "
+            f"{pg['quiet_scan_ms']:.1f} ms (runs: {runs_text(pg['quiet_scan_samples_ms'])}), "
             f"weekly cohort summary {pg['weekly_summary_ms']:.1f} ms "
-            f"(runs: {spread(pg['weekly_summary_samples_ms'])})  (goal < 200 ms each); "
-            "the same states as on "
-            f"SQLite: {'yes' if pg['states'] == by_state else 'NO: ' + str(pg['states'])}"
+            f"(runs: {runs_text(pg['weekly_summary_samples_ms'])})  (goal < 200 ms each); "
+            f"the same states as on SQLite: {same}"
         )
     return result
 
