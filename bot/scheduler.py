@@ -177,15 +177,33 @@ class SchedulerService:
         self._last_check = now
         return ran
 
-    def _spawn(self, job: str, community_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.fire(job, community_id, None))
+    # APScheduler's job functions. Coroutine functions, because its asyncio executor runs a
+    # plain function in a worker thread, where there is no event loop to start a task on
+    # (every live fire failed with "no running event loop" when these were plain functions).
+    # Each only starts our own task and returns: the executor cancels its jobs at shutdown,
+    # and that must never reach a run (``stop`` lets runs finish or release their claim).
+
+    async def _spawn(self, job: str, community_id: str) -> None:
+        self._keep(self.fire(job, community_id, self._due(job, community_id)))
+
+    async def _spawn_refresh(self) -> None:
+        self._keep(self.refresh())
+
+    def _keep(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    def _spawn_refresh(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.refresh())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def _due(self, job: str, community_id: str) -> datetime | None:
+        """The fire time a live fire is for: the trigger's latest at or before now (within
+        the grace period). Every process that fires it then claims the same period, even one
+        that fires late or whose clock crossed into the next minute meanwhile."""
+        planned = self.planned.get((job, community_id))
+        if planned is None:
+            return None
+        now = self.clock.now()
+        due = fire_times(planned.trigger, now - self.grace, now)
+        return due[-1] if due else None
 
     async def fire(
         self,

@@ -249,3 +249,80 @@ async def test_memory_a_job_freed_is_given_back_after_it_runs(tmp_path, with_dai
         assert released[-1] is True
     finally:
         await app.close()
+
+
+async def _until(check, seconds: float = 10.0) -> None:
+    """Wait (bounded) for ``check()`` to hold: the live scheduler fires on the real clock."""
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not reached in time")
+
+
+def _fire_soon(app, job_id: str) -> None:
+    """Make APScheduler's own job come due now, as at its trigger's fire time."""
+    aps = app.scheduler._aps
+    aps.get_job(job_id).modify(next_run_time=datetime.now(UTC))
+    aps.wakeup()
+
+
+async def test_live_scheduler_runs_a_due_job_once_as_the_period_of_its_fire_time(
+    tmp_path, with_daily, caplog
+):
+    # 07:59:30 UTC: yesterday's 09:00 London run is beyond the grace, today's not yet due.
+    clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
+    settings = make_settings(tmp_path / "live.db", course={"timezone": "Europe/London"})
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()
+    fired: list[bool] = []
+    fire = app.scheduler.fire
+
+    async def counted(*args, **kwargs):
+        fired.append(await fire(*args, **kwargs))
+        return fired[-1]
+
+    app.scheduler.fire = counted
+    try:
+        assert daily(app).runs == []
+        community = session.community_id
+        clock.advance(timedelta(minutes=1, seconds=5))  # 08:00:35, the run came due
+        _fire_soon(app, f"test.daily|{community}")
+        await _until(lambda: daily(app).runs)
+        await _until(lambda: posts(session))
+        # The period is the trigger's fire time (08:00), not the moment it ran: every
+        # process firing it claims the same row however late it is.
+        assert posts(session) == ["good morning 2026-09-07T08:00Z"]
+        clock.advance(timedelta(minutes=1))  # a second, late fire of the same run
+        _fire_soon(app, f"test.daily|{community}")
+        await _until(lambda: len(fired) == 2)
+        assert fired == [True, False]  # claimed already: not run again
+        assert len(daily(app).runs) == 1 and len(posts(session)) == 1
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await app.close()
+
+
+async def test_live_scheduler_refresh_plans_a_community_that_came_later(
+    tmp_path, with_daily, caplog
+):
+    clock = FakeClock(datetime(2026, 9, 7, 7, tzinfo=UTC))
+    settings = make_settings(tmp_path / "refresh.db")
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()
+    try:
+        await app.store.ensure_community(
+            "later", "console", name="Later course", timezone="Asia/Tokyo", now=clock.now()
+        )
+        assert ("test.daily", "later") not in app.scheduler.planned
+        _fire_soon(app, "hearth-refresh")  # the refresh every 5 minutes, come due
+        await _until(lambda: ("test.daily", "later") in app.scheduler.planned)
+        assert app.scheduler._aps.get_job("test.daily|later") is not None
+        assert app.scheduler.planned[("test.daily", "later")].timezone == "Asia/Tokyo"
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await app.close()
