@@ -43,6 +43,12 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler logs two lines per fire and one per job it plans (each job of each
+    # community at every start); the scheduler logs each run once, with its community and
+    # period. Its warnings and errors (a job that raised, a missed run) still come through.
+    logging.getLogger("apscheduler").setLevel(
+        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    )
 
 
 def settings_from(config: Path | None, db: Path | None = None) -> Settings:

@@ -206,10 +206,12 @@ async def test_metrics_are_off_unless_enabled(app):
 @pytest.fixture
 def restore_logging():
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    aps = logging.getLogger("apscheduler")
+    handlers, level, aps_level = root.handlers[:], root.level, aps.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    aps.setLevel(aps_level)
 
 
 async def test_json_lines_carry_community_and_event_ids(session, monkeypatch, restore_logging):
@@ -280,6 +282,22 @@ def test_tokens_never_reach_the_log(fmt, capsys, restore_logging):
         assert "[redacted]" in next(e["exc"] for e in entries if "exc" in e)
     else:
         assert lines[-1].endswith("[community=T1 event=Ev1]")
+
+
+def test_scheduler_library_logs_only_its_warnings_unless_debugging(capsys, restore_logging):
+    executor = logging.getLogger("apscheduler.executors.default")
+    setup_logging("INFO")
+    executor.info('Running job "SchedulerService._spawn" (scheduled at ...)')
+    executor.error('Job "SchedulerService._spawn" raised an exception')
+    logging.getLogger("bot.scheduler").info("job test.daily ran for T1 (period ...)")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" ", 3)[-1] for line in lines] == [
+        'apscheduler.executors.default: Job "SchedulerService._spawn" raised an exception',
+        "bot.scheduler: job test.daily ran for T1 (period ...)",
+    ]
+    setup_logging("DEBUG")
+    executor.info("Running job ...")
+    assert "Running job" in capsys.readouterr().err
 
 
 def test_log_format_is_validated():
