@@ -15,6 +15,7 @@ from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
 from bot.clock import FakeClock, parse_duration
 from bot.config import Settings
+from bot.stdin_lines import StdinLines
 
 HELP = """\
 Type a line to post it as the current member. Commands:
@@ -126,22 +127,23 @@ class Repl:
 
 async def attach_stdin_console(app: HearthApp) -> asyncio.Task:
     """``hearth run`` without platforms: read lines from stdin into a live console session."""
-    import sys
-
     session = await ConsoleSession.open(app, echo=lambda text: print(text, flush=True))
     repl = Repl(session)
 
     async def _read() -> None:
-        while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
-            if not line:
-                return  # end of input: keep running until a signal stops the bot
-            out = await repl.handle(line)
-            if out:
-                print(out, flush=True)
+        lines = StdinLines()
+        try:
+            while True:
+                line = await lines.readline()
+                if not line:
+                    return  # end of input: keep running until a signal stops the bot
+                out = await repl.handle(line)
+                if out:
+                    print(out, flush=True)
+        finally:
+            lines.close()
 
-    task = asyncio.get_running_loop().create_task(_read(), name="hearth-stdin")
-    return task
+    return asyncio.get_running_loop().create_task(_read(), name="hearth-stdin")
 
 
 async def run_repl(settings: Settings, community: str | None) -> None:
@@ -154,11 +156,13 @@ async def run_repl(settings: Settings, community: str | None) -> None:
         f"Hearth console on {settings.storage.url()} (community {session.community_id}). "
         ":help for help."
     )
+    lines = StdinLines()
     try:
         while True:
-            try:
-                line = await asyncio.to_thread(input, f"{repl.current}@#{repl.channel}> ")
-            except EOFError:
+            print(f"{repl.current}@#{repl.channel}> ", end="", flush=True)
+            line = await lines.readline()
+            if not line:  # end of input (Ctrl-D)
+                print()
                 break
             out = await repl.handle(line)
             if out is None:
@@ -166,4 +170,5 @@ async def run_repl(settings: Settings, community: str | None) -> None:
             if out:
                 print(out)
     finally:
+        lines.close()
         await app.close()

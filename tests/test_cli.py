@@ -92,11 +92,45 @@ def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path):
         seen += line
     assert "message 2" in seen, seen
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    # Stdin still open, as under a supervisor or in a terminal: the signal alone stops it.
+    try:
+        proc.wait(timeout=20)
+    finally:
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "flushing writes" in err
     rows = sqlite3.connect(db).execute("SELECT message_id FROM contribution ORDER BY id").fetchall()
     assert rows == [("1",), ("2",)]
+
+
+def test_console_stops_on_ctrl_c_while_waiting_for_a_line(tmp_path):
+    db = tmp_path / "console.db"
+    # SIGINT as a terminal's Ctrl-C sends it (a shell may have started us ignoring it).
+    proc = _hearth(
+        "console",
+        "--db",
+        str(db),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    proc.stdin.write(":as alice\nspaced practice works\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "message 1" not in seen and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "message 1" in seen, seen
+    proc.send_signal(signal.SIGINT)  # stdin still open: the console waits for a line
+    try:
+        proc.wait(timeout=20)
+    finally:
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err  # interrupted, as a shell reports Ctrl-C
+    assert "Traceback" not in err and "Fatal" not in err, err
+    rows = sqlite3.connect(db).execute("SELECT message_id FROM contribution").fetchall()
+    assert rows == [("1",)]
 
 
 def test_python_m_bot_help():

@@ -66,13 +66,18 @@ class Proc:
     def dms(self) -> list[str]:
         return [line for line in self.lines if line.startswith("[hearth -> dm ")]
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited 30 s later; its exit code (None when
+        it had to be killed)."""
         if self.p.poll() is None:
             self.p.terminate()
             try:
                 self.p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.p.kill()
+                self.p.wait()
+                return None
+        return self.p.returncode
 
 
 @pytest.fixture
@@ -163,6 +168,8 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
         assert recipients == ["alice", "bob"], dms
         sent = query(url, schema, "SELECT member_id FROM sent_message ORDER BY 1")
         assert [r["member_id"] for r in sent] == ["alice", "bob"]
+        # SIGTERM stops each one cleanly, its stdin still open.
+        assert [proc.stop() for proc in procs] == [0, 0, 0]
     finally:
         for proc in procs:
             proc.stop()
