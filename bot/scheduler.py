@@ -184,15 +184,25 @@ class SchedulerService:
     # and that must never reach a run (``stop`` lets runs finish or release their claim).
 
     async def _spawn(self, job: str, community_id: str) -> None:
-        self._keep(self.fire(job, community_id, self._due(job, community_id)))
+        due = self._due(job, community_id)
+        self._keep(self.fire(job, community_id, due), f"job {job} for {community_id}")
 
     async def _spawn_refresh(self) -> None:
-        self._keep(self.refresh())
+        self._keep(self.refresh(), "the schedule's refresh")
 
-    def _keep(self, coro: Awaitable[Any]) -> None:
+    def _keep(self, coro: Awaitable[Any], what: str) -> None:
         task = asyncio.ensure_future(coro)
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+
+        def done(task: asyncio.Task) -> None:
+            self._running.discard(task)
+            # Nobody awaits these tasks: an error (the database gone mid-claim) is logged
+            # here, when it happens, not as "exception never retrieved" whenever the task
+            # is collected. The claim, if taken, expires; the next fire or start retries.
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s failed", what, exc_info=task.exception())
+
+        task.add_done_callback(done)
 
     def _due(self, job: str, community_id: str) -> datetime | None:
         """The fire time a live fire is for: the trigger's latest at or before now (within

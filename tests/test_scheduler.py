@@ -326,3 +326,27 @@ async def test_live_scheduler_refresh_plans_a_community_that_came_later(
         assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     finally:
         await app.close()
+
+
+async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily, caplog):
+    clock = FakeClock(datetime(2026, 9, 7, 8, 0, 30, tzinfo=UTC))
+    settings = make_settings(tmp_path / "fail.db", course={"timezone": "Europe/London"})
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()  # catches up on today's 08:00 UTC run
+    try:
+        assert len(daily(app).runs) == 1
+
+        async def database_gone(*args, **kwargs):
+            raise ConnectionError("connection to the database was lost")
+
+        app.store.claim = database_gone
+        clock.advance(timedelta(days=1))
+        _fire_soon(app, f"test.daily|{session.community_id}")
+        await _until(lambda: "failed" in caplog.text)
+        assert f"job test.daily for {session.community_id} failed" in caplog.text
+        assert "connection to the database was lost" in caplog.text
+        assert not app.scheduler._running
+    finally:
+        await app.close()
