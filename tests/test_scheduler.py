@@ -267,6 +267,19 @@ def _fire_soon(app, job_id: str) -> None:
     aps.wakeup()
 
 
+def _fires(app) -> list[bool]:
+    """What each of the app's fires returned (True: it ran the job), as they finish."""
+    fired: list[bool] = []
+    fire = app.scheduler.fire
+
+    async def counted(*args, **kwargs):
+        fired.append(await fire(*args, **kwargs))
+        return fired[-1]
+
+    app.scheduler.fire = counted
+    return fired
+
+
 async def test_live_scheduler_runs_a_due_job_once_as_the_period_of_its_fire_time(
     tmp_path, with_daily, caplog
 ):
@@ -277,14 +290,7 @@ async def test_live_scheduler_runs_a_due_job_once_as_the_period_of_its_fire_time
     session = await ConsoleSession.open(app)
     await session.say("alice", "hello")
     await app.scheduler.start()
-    fired: list[bool] = []
-    fire = app.scheduler.fire
-
-    async def counted(*args, **kwargs):
-        fired.append(await fire(*args, **kwargs))
-        return fired[-1]
-
-    app.scheduler.fire = counted
+    fired = _fires(app)
     try:
         assert daily(app).runs == []
         community = session.community_id
@@ -350,3 +356,35 @@ async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily,
         assert not app.scheduler._running
     finally:
         await app.close()
+
+
+async def test_two_live_schedulers_firing_apart_run_the_job_once(tmp_path, with_daily):
+    path = tmp_path / "two-live.db"
+    settings = make_settings(path, course={"timezone": "Europe/London"})
+    early = FakeClock(datetime(2026, 9, 7, 7, 59, tzinfo=UTC))
+    late = FakeClock(datetime(2026, 9, 7, 7, 59, tzinfo=UTC))
+    apps, sessions = [], []
+    for clock in (early, late):
+        app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+        session = await ConsoleSession.open(app)
+        await session.say("alice", "hello")
+        await app.scheduler.start()
+        apps.append(app)
+        sessions.append(session)
+    fires = [_fires(app) for app in apps]
+    try:
+        # The 08:00 UTC run fires in one process at 08:00:02 and in the other, busy, at
+        # 08:01:40: both name the run by its scheduled time, so the second finds the claim.
+        early.advance(timedelta(minutes=1, seconds=2))
+        late.advance(timedelta(minutes=2, seconds=40))
+        for app, session in zip(apps, sessions, strict=True):
+            _fire_soon(app, f"test.daily|{session.community_id}")
+        await _until(lambda: all(fired for fired in fires))
+        assert sorted(fired for fires_of_app in fires for fired in fires_of_app) == [False, True]
+        assert sum(len(daily(app).runs) for app in apps) == 1
+        assert sum(len(posts(s)) for s in sessions) == 1
+        claims = await apps[0].store.claims("test.daily")
+        assert [(c["period"], c["status"]) for c in claims] == [("2026-09-07T08:00Z", "done")]
+    finally:
+        for app in apps:
+            await app.close()
