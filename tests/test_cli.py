@@ -75,28 +75,36 @@ def _hearth(*args: str, **kw) -> subprocess.Popen:
     )
 
 
+def _signal_after(proc: subprocess.Popen, lines: str, expect: str, sig: int) -> str:
+    """Feed ``lines``, wait (bounded) for ``expect`` on stdout, then send ``sig`` with stdin
+    still open, as under a supervisor or in a terminal: the signal alone must stop it.
+    Returns stderr."""
+    proc.stdin.write(lines)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    seen = ""
+    while expect not in seen and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert expect in seen, seen
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=20)
+    finally:
+        _out, err = proc.communicate(timeout=30)
+    return err
+
+
 def test_run_stops_cleanly_on_sigterm_and_flushes(tmp_path):
     db = tmp_path / "run.db"
     config = tmp_path / "config.toml"
     # A long flush interval: the rows are still queued in memory when SIGTERM arrives.
     config.write_text(f'[storage]\npath = "{db}"\nflush_ms = 60000\nbatch_size = 10000\n')
     proc = _hearth("run", "--config", str(config))
-    proc.stdin.write("first idea https://example.org\n:as bob\n:reply 1 thanks!\n")
-    proc.stdin.flush()
-    deadline = time.monotonic() + 30
-    seen = ""
-    while "message 2" not in seen and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen += line
-    assert "message 2" in seen, seen
-    proc.send_signal(signal.SIGTERM)
-    # Stdin still open, as under a supervisor or in a terminal: the signal alone stops it.
-    try:
-        proc.wait(timeout=20)
-    finally:
-        out, err = proc.communicate(timeout=30)
+    lines = "first idea https://example.org\n:as bob\n:reply 1 thanks!\n"
+    err = _signal_after(proc, lines, "message 2", signal.SIGTERM)
     assert proc.returncode == 0, err
     assert "flushing writes" in err
     rows = sqlite3.connect(db).execute("SELECT message_id FROM contribution ORDER BY id").fetchall()
@@ -112,21 +120,7 @@ def test_console_stops_on_ctrl_c_while_waiting_for_a_line(tmp_path):
         str(db),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    proc.stdin.write(":as alice\nspaced practice works\n")
-    proc.stdin.flush()
-    deadline = time.monotonic() + 30
-    seen = ""
-    while "message 1" not in seen and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen += line
-    assert "message 1" in seen, seen
-    proc.send_signal(signal.SIGINT)  # stdin still open: the console waits for a line
-    try:
-        proc.wait(timeout=20)
-    finally:
-        _out, err = proc.communicate(timeout=30)
+    err = _signal_after(proc, ":as alice\nspaced practice works\n", "message 1", signal.SIGINT)
     assert proc.returncode == 130, err  # interrupted, as a shell reports Ctrl-C
     assert "Traceback" not in err and "Fatal" not in err, err
     rows = sqlite3.connect(db).execute("SELECT message_id FROM contribution").fetchall()
