@@ -49,9 +49,8 @@ class StdinLines:
             self._watched = False
 
     def _start(self) -> None:
-        if self.stream is None or self.stream.closed:
+        if self.stream is None or self.stream.closed:  # no stdin at all: at its end
             self._fd, self._ended = -1, True
-            self._lines.put_nowait("")
             return
         try:
             self._fd = self.stream.fileno()

@@ -97,3 +97,11 @@ async def test_waiting_for_a_line_blocks_no_thread(pipe):
     with pytest.raises(asyncio.CancelledError):
         await waiting
     lines.close()
+
+
+async def test_no_stdin_is_the_end_of_input(pipe):
+    reader, _write_fd = pipe
+    reader.close()
+    lines = StdinLines(reader)
+    assert await lines.readline() == ""
+    assert await lines.readline() == ""
