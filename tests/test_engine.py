@@ -194,7 +194,7 @@ async def test_facilitator_only_command_refused_to_learner(session):
     out = await session.command("alice", "/course stats")
     assert "facilitators only" in out
     out = await session.command("fran", "/course stats")
-    assert "1 contributions" in out
+    assert "1 contribution, 1 word\n" in out  # singular: one of each
 
 
 async def test_stats_counts_active_members_in_the_window(session, clock):

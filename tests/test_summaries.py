@@ -476,7 +476,7 @@ async def test_archive_closes_the_cohort_and_starts_a_fresh_one(tmp_path, db_sto
         clock.advance(timedelta(days=2))
         out = await session.command("fran", "/course archive confirm:yes")
         assert "Cohort 1 is archived as `console/cohort-1`" in out
-        assert "(3 contributions, 1 reflections, 5 members)" in out
+        assert "(3 contributions, 1 reflection, 5 members)" in out
         assert "Cohort 2 starts 2026-09-09 and ends 2026-12-06" in out
         store = app.store
         community = await store.get_community("console")

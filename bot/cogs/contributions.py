@@ -30,6 +30,7 @@ from bot.events import (
     ReactionAdded,
     ReactionRemoved,
 )
+from bot.reflection_templates import counted
 from storage.repos import C, E, masks_to_kinds
 
 log = logging.getLogger(__name__)
@@ -386,7 +387,7 @@ class ContributionsCog(Cog):
             community_id, member_id=member_id, since=since
         )
         by_kind = masks_to_kinds(masks, KINDS)
-        lines = [f"{total} contributions, {words} words"]
+        lines = [f"{counted(total, 'contribution')}, {counted(words, 'word')}"]
         lines.append(
             "  " + ", ".join(f"{kind.replace('_', ' ')}: {by_kind[kind]}" for kind in KINDS)
         )

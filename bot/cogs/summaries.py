@@ -790,9 +790,10 @@ class SummariesCog(Cog):
                     forget(cid)
         log.info("archived cohort %s of %s as %s: %s", cohort, cid, archive_id, moved)
         return (
-            f"Cohort {cohort} is archived as `{archive_id}` ({moved.get('contribution', 0)} "
-            f"contributions, {moved.get('reflection', 0)} reflections, "
-            f"{moved.get('member (copied)', 0)} members). Cohort {cohort + 1} starts "
+            f"Cohort {cohort} is archived as `{archive_id}` "
+            f"({counted(moved.get('contribution', 0), 'contribution')}, "
+            f"{counted(moved.get('reflection', 0), 'reflection')}, "
+            f"{counted(moved.get('member (copied)', 0), 'member')}). Cohort {cohort + 1} starts "
             f"{new_start}" + (f" and ends {new_end}" if new_end else "") + "; facilitators, "
             "channels and settings carry over, and the numbers start from zero. Export the "
             f"old cohort with {command(self._root(), f'export cohort:{cohort}')}."
