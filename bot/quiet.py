@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bot.config import AnalyticsSettings
+from bot.reflection_templates import counted
 from storage.queries import MemberActivity, member_activity
 from storage.repos import Store
 
@@ -51,7 +52,11 @@ def labeller(now: datetime, settings: AnalyticsSettings) -> Callable[[MemberActi
         if last <= quiet_from:
             days = (now - last).days
             return QuietState(
-                a.member_id, a.display_name, "quiet", last, f"no contribution for {days} days"
+                a.member_id,
+                a.display_name,
+                "quiet",
+                last,
+                f"no contribution for {counted(days, 'day')}",
             )
         n_window = a.posts_in_window
         if n_window > 0 and a.edges_given == 0 and a.edges_received == 0:
@@ -60,7 +65,7 @@ def labeller(now: datetime, settings: AnalyticsSettings) -> Callable[[MemberActi
                 a.display_name,
                 "isolated",
                 a.first_post_in_window,
-                f"{n_window} posts, no replies either way",
+                f"{counted(n_window, 'post')}, no replies either way",
             )
         baseline_weekly = a.posts_before_window / 3
         if baseline_weekly >= 2 and n_window < ratio * baseline_weekly:
@@ -69,7 +74,7 @@ def labeller(now: datetime, settings: AnalyticsSettings) -> Callable[[MemberActi
                 a.display_name,
                 "dropping",
                 None,
-                f"{n_window} posts this week vs {baseline_weekly:.1f} a week before",
+                f"{counted(n_window, 'post')} this week vs {baseline_weekly:.1f} a week before",
             )
         return QuietState(a.member_id, a.display_name, "active", None, "")
 

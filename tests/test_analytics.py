@@ -179,6 +179,7 @@ async def test_a_learner_who_went_from_daily_to_silent_is_dropping(session):
         session.app.store, "console", session.app.clock.now(), session.app.settings.analytics
     )
     assert states["dora"].state == "dropping"
+    assert states["dora"].detail == "1 post this week vs 6.7 a week before"
     assert states["gil"].state == "active"
     a = await analytics_now(session)
     assert a.learners["dora"].quiet_state == "dropping"
