@@ -1,7 +1,8 @@
 """Several real `hearth run` processes on one PostgreSQL database.
 
 Three processes (console adapter on stdin, live scheduler) get the same events and fire the same
-jobs: each message is recorded once, each job runs once and each DM goes out once. Then one
+jobs, by hand and on the real clock (a job every minute, fired by all three live schedulers):
+each message is recorded once, each job runs once and each DM goes out once. Then one
 process is killed (SIGKILL) in the middle of a job: its claim expires after the lease and
 another process completes the run, once.
 """
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,18 +93,27 @@ def pg_schema():
     asyncio.run(_pg_schema(url, schema, drop=True))
 
 
-def write_config(tmp_path: Path, name: str, url: str, schema: str, **scheduler) -> Path:
+def write_config(
+    tmp_path: Path, name: str, url: str, schema: str, *, head: str = "", tail: str = "", **scheduler
+) -> Path:
+    """A config on the shared database; ``head`` goes before the first table (top-level
+    keys), ``tail`` after the last."""
     extra = "".join(f"{k} = {v}\n" for k, v in scheduler.items())
     path = tmp_path / f"{name}.toml"
     path.write_text(
-        f'[storage]\ndatabase_url = "{url}"\npg_schema = "{schema}"\nflush_ms = 50\n'
+        head + f'[storage]\ndatabase_url = "{url}"\npg_schema = "{schema}"\nflush_ms = 50\n'
         "[scheduler]\nclaim_lease_seconds = 5\n"
         + extra
         +
         # Quiet hours off: the processes run on the real clock, at any hour.
         "[nudges.quiet_hours]\nstart = 00:00:00\nend = 00:00:00\n"
+        + tail
     )
     return path
+
+
+#: The job the three processes' live schedulers fire together, every minute.
+EVERY_MINUTE = "nudges.unanswered"
 
 
 def query(url: str, schema: str, sql: str):
@@ -123,8 +134,19 @@ def query(url: str, schema: str, sql: str):
 
 def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
     url, schema = pg_schema
+    # One job fires every minute on the real clock, in all three live schedulers; DEBUG shows
+    # the fires that found the run claimed. The mirror's own schedule is moved out of the way
+    # (its DMs are counted below, from a fire by hand).
+    config = write_config(
+        tmp_path,
+        "p",
+        url,
+        schema,
+        head='log_level = "DEBUG"\n',
+        tail='[nudges]\nunanswered_schedule = "* * * * *"\n'
+        '[summaries]\nmirror_schedule = "0 0 1 1 *"\n',
+    )
     # Migrate once up front, as `hearth db upgrade` would, so the processes start together.
-    config = write_config(tmp_path, "p", url, schema)
     subprocess.run(
         [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(config)],
         cwd=ROOT,
@@ -132,12 +154,23 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
         capture_output=True,
         timeout=120,
     )
+    # The community exists before the processes start, as a course that is already running
+    # does, so each one plans its jobs at start.
+    query(
+        url,
+        schema,
+        "INSERT INTO community (id, platform, name, timezone, cohort, settings_json, created_at)"
+        " VALUES ('console', 'console', 'Course', 'UTC', 1, '{}', now())",
+    )
     procs = [Proc(config) for _ in range(3)]
     try:
         # All three are up (console numbering read from the shared database) before the first
         # event, so the same line gets the same message id everywhere, as on a real platform.
         for proc in procs:
             proc.wait_for("Hearth is running", stream="err")
+        # The first minute to strike once all three were up: each one's live scheduler fires it.
+        up = datetime.now(UTC)
+        minute = (up + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%MZ")
         script = [
             ":as alice",
             "/course mirror on",
@@ -168,6 +201,21 @@ def test_three_processes_record_run_and_send_once(pg_schema, tmp_path):
         assert recipients == ["alice", "bob"], dms
         sent = query(url, schema, "SELECT member_id FROM sent_message ORDER BY 1")
         assert [r["member_id"] for r in sent] == ["alice", "bob"]
+        # The live fire of that minute: run by exactly one process, found claimed by the others.
+        ran = f"job {EVERY_MINUTE} ran for console (period {minute})"
+        taken = f"job {EVERY_MINUTE} for console period {minute} already claimed"
+        for proc in procs:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not any(
+                ran in line or taken in line for line in proc.err
+            ):
+                time.sleep(0.1)
+        outcomes = [
+            ("ran" if any(ran in line for line in proc.err) else "")
+            + ("taken" if any(taken in line for line in proc.err) else "")
+            for proc in procs
+        ]
+        assert sorted(outcomes) == ["ran", "taken", "taken"], outcomes
         # SIGTERM stops each one cleanly, its stdin still open.
         assert [proc.stop() for proc in procs] == [0, 0, 0]
     finally:
