@@ -69,6 +69,22 @@ def fire_times(trigger: CronTrigger, after: datetime, until: datetime) -> list[d
         cursor = current.astimezone(UTC) + timedelta(microseconds=1)
 
 
+def last_fire_time(trigger: CronTrigger, after: datetime, until: datetime) -> datetime | None:
+    """The latest fire time t with after < t <= until, or None.
+
+    Looks back a short way first, then further: a live fire comes at its time, and walking
+    every fire time of a job that runs each minute over the six-hour grace period took
+    14 ms of the event loop per fire."""
+    for back in (timedelta(minutes=2), timedelta(hours=2), until - after):
+        start = max(after, until - back)
+        times = fire_times(trigger, start, until)
+        if times:
+            return times[-1]
+        if start == after:
+            return None
+    return None
+
+
 @dataclass(slots=True)
 class Planned:
     job: JobSpec
@@ -155,9 +171,9 @@ class SchedulerService:
         now = self.clock.now()
         ran = 0
         for planned in list(self.planned.values()):
-            missed = fire_times(planned.trigger, now - self.grace, now)
-            if missed:
-                if await self.fire(planned.job.name, planned.community_id, missed[-1]):
+            missed = last_fire_time(planned.trigger, now - self.grace, now)
+            if missed is not None:
+                if await self.fire(planned.job.name, planned.community_id, missed):
                     ran += 1
         return ran
 
@@ -212,8 +228,7 @@ class SchedulerService:
         if planned is None:
             return None
         now = self.clock.now()
-        due = fire_times(planned.trigger, now - self.grace, now)
-        return due[-1] if due else None
+        return last_fire_time(planned.trigger, now - self.grace, now)
 
     async def fire(
         self,

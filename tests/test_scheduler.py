@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bot.app
 from bot.actions import PostMessage
@@ -18,7 +20,7 @@ from bot.clock import FakeClock
 from bot.engine import Cog
 from bot.events import PlaceRef
 from bot.jobs import JobSpec
-from bot.scheduler import fire_times, period_of, trigger_for
+from bot.scheduler import fire_times, last_fire_time, period_of, trigger_for
 from tests.conftest import make_settings
 
 
@@ -388,3 +390,21 @@ async def test_two_live_schedulers_firing_apart_run_the_job_once(tmp_path, with_
     finally:
         for app in apps:
             await app.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cron=st.sampled_from(["* * * * *", "*/15 * * * *", "20 * * * *", "30 1 * * *", "0 9 * * mon"]),
+    zone=st.sampled_from(["UTC", "Europe/London", "America/New_York", "Australia/Sydney"]),
+    until=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+    ),
+    hours=st.integers(min_value=0, max_value=8),
+    minutes=st.integers(min_value=1, max_value=59),
+)
+def test_last_fire_time_is_the_last_of_all_fire_times(cron, zone, until, hours, minutes):
+    # DST changes included (London, New York and Sydney move their clocks in the range).
+    trigger = trigger_for(JobSpec("j", cron, None), zone)  # type: ignore[arg-type]
+    after = until - timedelta(hours=hours, minutes=minutes)
+    every = fire_times(trigger, after, until)
+    assert last_fire_time(trigger, after, until) == (every[-1] if every else None)
