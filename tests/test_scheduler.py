@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import bot.app
@@ -392,12 +392,38 @@ async def test_two_live_schedulers_firing_apart_run_the_job_once(tmp_path, with_
             await app.close()
 
 
-@settings(max_examples=200, deadline=None)
+#: Clock changes in 2026 (UTC): London and New York in March and October/November, Sydney
+#: in April and October.
+CLOCK_CHANGES = [
+    datetime(2026, 3, 29, 1, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, tzinfo=UTC),
+    datetime(2026, 3, 8, 7, tzinfo=UTC),
+    datetime(2026, 11, 1, 6, tzinfo=UTC),
+    datetime(2026, 4, 4, 16, tzinfo=UTC),
+    datetime(2026, 10, 3, 16, tzinfo=UTC),
+]
+
+
+@settings(max_examples=300, deadline=None)
+# Inside or just after a clock change: London falls back at 01:00 UTC on 25 Oct 2026 and
+# springs forward at 01:00 UTC on 29 Mar; New York springs forward at 07:00 UTC on 8 Mar.
+@example("* * * * *", "Europe/London", datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 1, 10)
+@example("30 1 * * *", "Europe/London", datetime(2026, 10, 25, 1, 45, tzinfo=UTC), 2, 1)
+@example("*/15 * * * *", "Europe/London", datetime(2026, 3, 29, 1, 5, tzinfo=UTC), 0, 20)
+@example("*/15 * * * *", "America/New_York", datetime(2026, 3, 8, 7, 1, tzinfo=UTC), 1, 1)
 @given(
     cron=st.sampled_from(["* * * * *", "*/15 * * * *", "20 * * * *", "30 1 * * *", "0 9 * * mon"]),
     zone=st.sampled_from(["UTC", "Europe/London", "America/New_York", "Australia/Sydney"]),
-    until=st.datetimes(
-        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+    until=st.one_of(
+        st.datetimes(
+            min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+        ),
+        # Often within hours of a clock change of one of the zones.
+        st.builds(
+            lambda change, minutes: change + timedelta(minutes=minutes),
+            st.sampled_from(CLOCK_CHANGES),
+            st.integers(min_value=-300, max_value=600),
+        ),
     ),
     hours=st.integers(min_value=0, max_value=8),
     minutes=st.integers(min_value=1, max_value=59),
