@@ -268,7 +268,7 @@ async def test_facilitator_runs_stats_and_gets_an_ephemeral_answer(bot, emu) -> 
     payload = await emu.send_interaction("course stats", user=world.fran)
     record = await callback_of(emu, payload)
     assert record.response_type == 4 and record.ephemeral
-    assert "1 contributions" in record.response_data["content"]
+    assert "1 contribution," in record.response_data["content"]
     assert emu.bot_messages(world.general_id) == []  # nothing public
 
     about_alice = await emu.send_interaction(

@@ -319,11 +319,11 @@ async def test_facilitator_command_is_answered_via_response_url(slack, api, cloc
     ack, answer = await command(adapter, api, "UADMIN", "stats", "fac")
     assert ack.text == "" and time.monotonic() - started < 3
     assert answer["response_type"] == "ephemeral"
-    assert "1 contributions" in answer["text"]
+    assert "1 contribution," in answer["text"]
     assert slack_blocks.check_blocks(answer["blocks"]) == []
     # A user listed in facilitator_user_ids (not a workspace admin) may run it too.
     _ack, listed = await command(adapter, api, "ULISTED", "stats", "listed")
-    assert "1 contributions" in listed["text"]
+    assert "1 contribution," in listed["text"]
     members = {m["member_id"]: m for m in await table(app, M)}
     assert members["UADMIN"]["is_facilitator"] and members["ULISTED"]["is_facilitator"]
 
@@ -595,7 +595,7 @@ async def test_app_home_publishes_the_learners_mirror(slack, api, clock) -> None
     assert slack_blocks.check_blocks(view["blocks"], max_blocks=100) == []
     home_text = "\n".join(b["text"]["text"] for b in view["blocks"] if b["type"] == "section")
     _ack, me = await command(adapter, api, "U1", "me", "me")
-    assert home_text == me["text"] and "1 contributions" in home_text
+    assert home_text == me["text"] and "1 contribution," in home_text
     await post_event(adapter, app_home_opened_event("U2", tab="messages"))
     await adapter.drain()
     assert "U2" not in api.views
@@ -697,7 +697,7 @@ async def test_socket_mode_end_to_end(tmp_path, api, clock) -> None:
             assert "payload" not in ack or not ack["payload"]
             answer = await api.wait_for_response("sock")
             await adapter.drain()
-            assert "1 contributions" in answer["text"]
+            assert "1 contribution," in answer["text"]
             assert {"idea", "question"} <= await kinds(app, f"C1:{t1}")
             assert app.runtime.events_received == 2 and adapter.duplicates == 1
 

@@ -230,7 +230,7 @@ async def _scenario(tmp_path, api, clock, app, adapter) -> None:
     assert (await post_signed(adapter.url, form, SIGNING)).status == 200
     answer = await api.wait_for_response("t2")
     await adapter.drain()
-    assert "1 contributions" in answer["text"]
+    assert "1 contribution," in answer["text"]
 
     # A workspace that never installed the app gets nothing recorded and no token used.
     await post_event(
