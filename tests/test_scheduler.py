@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 import bot.app
@@ -404,7 +405,7 @@ CLOCK_CHANGES = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@hypothesis_settings(max_examples=300, deadline=None)
 # Inside or just after a clock change: London falls back at 01:00 UTC on 25 Oct 2026 and
 # springs forward at 01:00 UTC on 29 Mar; New York springs forward at 07:00 UTC on 8 Mar.
 @example("* * * * *", "Europe/London", datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 1, 10)
