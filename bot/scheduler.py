@@ -212,6 +212,14 @@ class SchedulerService:
 
     async def _spawn(self, job: str, community_id: str) -> None:
         due = self._due(job, community_id)
+        if due is None:
+            # APScheduler and our walk of the trigger disagree (the job was re-planned
+            # meanwhile, or a clock change): without a scheduled time there is no period
+            # that every process would claim alike, so no run rather than a doubled one.
+            log.warning(
+                "job %s for %s fired with no scheduled time behind it; skipped", job, community_id
+            )
+            return
         self._keep(self.fire(job, community_id, due), f"job {job} for {community_id}")
 
     async def _spawn_refresh(self) -> None:

@@ -361,6 +361,24 @@ async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily,
         await app.close()
 
 
+async def test_a_live_fire_with_no_scheduled_time_behind_it_runs_nothing(
+    tmp_path, with_daily, caplog
+):
+    clock = FakeClock(datetime(2026, 9, 7, 15, tzinfo=UTC))  # 7 h after 09:00 London
+    settings = make_settings(tmp_path / "stray.db", course={"timezone": "Europe/London"})
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()
+    try:
+        await app.scheduler._spawn("test.daily", session.community_id)
+        await asyncio.sleep(0)
+        assert daily(app).runs == [] and not app.scheduler._running
+        assert "fired with no scheduled time behind it; skipped" in caplog.text
+    finally:
+        await app.close()
+
+
 async def test_two_live_schedulers_firing_apart_run_the_job_once(tmp_path, with_daily):
     path = tmp_path / "two-live.db"
     settings = make_settings(path, course={"timezone": "Europe/London"})
