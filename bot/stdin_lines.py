@@ -12,12 +12,18 @@ read in a worker thread: reading a file never waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import TextIO
 
 #: Lines read ahead before reading pauses until the bot has handled some of them.
 READ_AHEAD = 256
+#: Bytes a line may hold; the rest of a longer one is dropped (with a warning), so that input
+#: with no newline cannot grow the process without bound.
+MAX_LINE = 256 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class StdinLines:
@@ -76,16 +82,22 @@ class StdinLines:
             self.close()
             self._ended = True
             if self._partial:
-                self._put(self._partial)
+                self._put(self._partial, b"")
                 self._partial = b""
             self._lines.put_nowait("")
             return
-        *complete, self._partial = (self._partial + data).split(b"\n")
-        for line in complete:
-            self._put(line + b"\n")
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._put(self._partial + piece, b"\n")
+            self._partial = b""
+        # Only what a line may hold is kept, and one byte more to tell that it was longer.
+        self._partial = (self._partial + rest)[: MAX_LINE + 1]
         if self._lines.qsize() >= READ_AHEAD:
             self.close()
 
-    def _put(self, raw: bytes) -> None:
+    def _put(self, raw: bytes, end: bytes) -> None:
+        if len(raw) > MAX_LINE:
+            log.warning("a line of input longer than %d bytes was cut to that length", MAX_LINE)
+            raw = raw[:MAX_LINE]
         # Any bytes at all come in: undecodable ones become U+FFFD, never an exception.
-        self._lines.put_nowait(raw.decode("utf-8", errors="replace"))
+        self._lines.put_nowait((raw + end).decode("utf-8", errors="replace"))

@@ -105,3 +105,26 @@ async def test_no_stdin_is_the_end_of_input(pipe):
     lines = StdinLines(reader)
     assert await lines.readline() == ""
     assert await lines.readline() == ""
+
+
+async def test_an_over_long_line_is_cut_and_memory_stays_bounded(pipe, monkeypatch, caplog):
+    monkeypatch.setattr(stdin_lines, "MAX_LINE", 1000)
+    reader, write_fd = pipe
+    lines = StdinLines(reader)
+    first = asyncio.ensure_future(lines.readline())
+    writer = threading.Thread(
+        target=lambda: (
+            [os.write(write_fd, b"a" * 10_000) for _ in range(50)],  # 500 KB, no newline
+            os.write(write_fd, b"a\nnext line\n" + b"b" * 5000),
+            os.close(write_fd),
+        )
+    )
+    writer.start()
+    await asyncio.sleep(0.1)
+    assert len(lines._partial) <= 1001  # not the half megabyte written so far
+    assert await first == "a" * 1000 + "\n"
+    assert await lines.readline() == "next line\n"
+    assert await lines.readline() == "b" * 1000  # the last line, cut too, at the end
+    assert await lines.readline() == ""
+    writer.join()
+    assert caplog.text.count("longer than 1000 bytes was cut") == 2
