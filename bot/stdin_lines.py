@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class StdinLines:
+    """``await lines.readline()`` as on a file: a line with its newline, "" at the end."""
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = sys.stdin if stream is None else stream
         self._lines: asyncio.Queue[str] = asyncio.Queue()
