@@ -26,6 +26,20 @@ def pipe():
         pass
 
 
+def _write_then_close(write_fd: int, *chunks: bytes) -> threading.Thread:
+    """Write ``chunks`` to the pipe from a thread (a full pipe blocks the writer until the
+    loop reads), then close it: the end of input."""
+
+    def write() -> None:
+        for chunk in chunks:
+            os.write(write_fd, chunk)
+        os.close(write_fd)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    return writer
+
+
 async def test_lines_come_whole_whatever_the_chunks(pipe):
     reader, write_fd = pipe
     lines = StdinLines(reader)
@@ -60,13 +74,7 @@ async def test_read_ahead_pauses_and_resumes_in_order(pipe, monkeypatch):
     reader, write_fd = pipe
     lines = StdinLines(reader)
     first = asyncio.ensure_future(lines.readline())
-    writer = threading.Thread(
-        target=lambda: (
-            os.write(write_fd, "".join(f"line {i}\n" for i in range(500)).encode()),
-            os.close(write_fd),
-        )
-    )
-    writer.start()
+    writer = _write_then_close(write_fd, "".join(f"line {i}\n" for i in range(500)).encode())
     got = [await first]
     await asyncio.sleep(0.05)
     assert lines._lines.qsize() < 500  # paused: not everything was read ahead
@@ -112,14 +120,8 @@ async def test_an_over_long_line_is_cut_and_memory_stays_bounded(pipe, monkeypat
     reader, write_fd = pipe
     lines = StdinLines(reader)
     first = asyncio.ensure_future(lines.readline())
-    writer = threading.Thread(
-        target=lambda: (
-            [os.write(write_fd, b"a" * 10_000) for _ in range(50)],  # 500 KB, no newline
-            os.write(write_fd, b"a\nnext line\n" + b"b" * 5000),
-            os.close(write_fd),
-        )
-    )
-    writer.start()
+    # 500 KB with no newline, then the end of that line, one more and a long last one.
+    writer = _write_then_close(write_fd, *[b"a" * 10_000] * 50, b"a\nnext line\n" + b"b" * 5000)
     await asyncio.sleep(0.1)
     assert len(lines._partial) <= 1001  # not the half megabyte written so far
     assert await first == "a" * 1000 + "\n"
