@@ -66,6 +66,12 @@ def median_of(figures: dict, key: str) -> str:
     return text
 
 
+def pairs_text(values: list[float], spec: str) -> str:
+    """The engine/raw pairs behind an ingest median (bench/ingest.py), in the order they
+    ran, as ' (pairs: a, b, c)'; '' when there are none."""
+    return f" (pairs: {', '.join(format(v, spec) for v in values)})" if values else ""
+
+
 def render(
     results: dict, total: float, steal: float | None = None, speed: list[float] | None = None
 ) -> str:
@@ -78,10 +84,11 @@ def render(
     rows = []
     if "engine_events_per_s" in ing:
         rate, ratio = ing["engine_events_per_s"], ing["ratio"]
+        rates = [(ing["events"] - 1) / s for s in ing.get("engine_seconds_samples", [])]
         rows.append(
             (
                 "ingest through the engine, SQLite",
-                f"{fmt(rate, ' events/s', 0)}",
+                fmt(rate, " events/s", 0) + pairs_text(rates, ",.0f"),
                 ">= 20,000 events/s",
                 verdict(rate >= 20_000),
             )
@@ -89,7 +96,7 @@ def render(
         rows.append(
             (
                 "  ratio to raw sqlite3 executemany of the same rows",
-                fmt(ratio, "", 3),
+                fmt(ratio, "", 3) + pairs_text(ing.get("ratio_samples", []), ".3f"),
                 ">= 0.5",
                 verdict(ratio >= 0.5),
             )
