@@ -85,7 +85,9 @@ class Repl:
                         thread=rest[1],
                         channel=s.channel_of.get(rest[1], self.channel),
                     )
-                return f"({self.current} message {mid})"
+                # The channel it landed in: a reply goes where its parent is, not
+                # necessarily the channel :channel last chose.
+                return f"({self.current} #{s.channel_of.get(mid, self.channel)} message {mid})"
             if cmd == "react" and args:
                 await s.react(self.current, args[0], args[1] if len(args) > 1 else "👍")
                 return "reacted"

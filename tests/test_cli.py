@@ -47,7 +47,9 @@ async def test_repl_lines_drive_the_session(session, app):
     assert "now speaking as alice" in await repl.handle(":as alice")
     assert "message 1" in await repl.handle("Has anyone read Smith (2020)?")
     assert await repl.handle(":as bob")
-    assert "message 2" in await repl.handle(":reply 1 Yes, thanks!")
+    assert await repl.handle(":channel random") == "posting in #random"
+    # A reply lands where its parent is, and says so.
+    assert await repl.handle(":reply 1 Yes, thanks!") == "(bob #general message 2)"
     assert await repl.handle(":react 1 🎉") == "reacted"
     assert "now " in await repl.handle(":advance 1d")
     assert "error" in await repl.handle(":advance soon")
