@@ -38,6 +38,13 @@ def check_cron(expr: str) -> str:
     fields = expr.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(f"bad cron {expr!r}: need five fields, e.g. '0 9 * * mon'")
+    if any(c.isdigit() for c in fields[4]):
+        # APScheduler 3.x reads 0 as Monday, classic cron as Sunday: "0 9 * * 0" would run
+        # a day later than its author meant, silently.
+        raise ValueError(
+            f"bad cron {expr!r}: write weekdays as names (mon, tue, ... sun; mon-fri), "
+            "not numbers, which cron and the scheduler read differently"
+        )
     # Imported lazily: the cog and engine modules import this file and must stay free of
     # scheduler imports (see tests/test_architecture.py).
     from apscheduler.triggers.cron import CronTrigger

@@ -28,6 +28,8 @@ def test_example_config_is_valid():
         ("[course]\ntimezone = 'Mars/Olympus'\n", "course.timezone"),
         ("[nudges]\nschedule = '0 25 * * *'\n", "nudges.schedule"),
         ("[reflections]\nschedule = 'every monday'\n", "bad cron"),
+        ("[summaries]\nschedule = '0 17 * * 5'\n", "write weekdays as names"),
+        ("[nudges]\nschedule = '0 10 * * 1-5'\n", "write weekdays as names"),
         ("[storage]\nbatch_size = 'lots'\n", "storage.batch_size"),
         ("[storage]\npg_work_mem = '16 megs'\n", "storage.pg_work_mem"),
         ("[slack]\nmode = 'carrier-pigeon'\n", "slack.mode"),
