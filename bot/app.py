@@ -22,6 +22,7 @@ from bot.engine import Cog, Engine, Services
 from bot.gil import shorten_switch_interval
 from bot.memory import limit_malloc_arenas, tune_garbage_collector
 from bot.runtime import Runtime
+from bot.schedule_words import schedule_words
 from bot.scheduler import SchedulerService
 from storage.db import create_all, make_engine, redact, upgrade
 from storage.repos import Store
@@ -110,7 +111,9 @@ class HearthApp:
             on_reject=metrics.rows_rejected if metrics else None,
         )
         store = Store(db, writer)
-        services = Services(store=store, settings=settings, clock=clock)
+        services = Services(
+            store=store, settings=settings, clock=clock, schedule_words=schedule_words
+        )
         if metrics is not None:
             services.observer = metrics
             metrics.watch_writer(writer)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,12 @@ class Services:
     engine: Engine | None = None
     #: Monitoring hooks (``bot.metrics.Metrics`` when [metrics] is on; no-op otherwise).
     observer: Observer = field(default_factory=Observer)
+    #: A job's cron schedule as people read it, (cron, timezone, now) -> "every Friday at
+    #: 18:00": ``bot.schedule_words``, set by the composition root (it reads the scheduler's
+    #: own triggers, which cogs may not import). Without it, the expression as it is.
+    schedule_words: Callable[[str, str, datetime], str] = lambda cron, _tz, _now: (
+        f"on the schedule `{cron}`"
+    )
 
 
 @dataclass(slots=True)

@@ -176,6 +176,7 @@ async def test_each_quiet_state_climbs_the_ladder_then_hands_off(tmp_path, clock
         assert len([d for d in dms(s) if d.to != "fran"]) == 8
         out = await s.command("fran", "/course quiet")
         assert "handed off" in out
+        assert "Nudge rounds run every day at 10:00 (" in out
 
         # Nothing more until they return.
         for day in (9, 12, 16):

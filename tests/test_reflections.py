@@ -319,6 +319,7 @@ async def test_prompt_commands(tmp_path):
         assert "#3 (own) Share one link.: scheduled for Thu 10 Sep, 14:30" in listing
         assert "#4 (own) Another: cancelled" in listing
         assert "Next from the sequence: week 1: Your own idea" in listing
+        assert "(posted every Monday at 09:00, Europe/London)" in listing
         # The scheduled prompt goes out at the first follow-up run after its time.
         await session.advance(timedelta(days=2, hours=5))  # Thu 10 Sep 15:00 UTC
         assert posts(session)[-1].action.as_thread_title == "Share one link."

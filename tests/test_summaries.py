@@ -297,7 +297,10 @@ async def test_mirror_is_opt_in_private_and_relative(tmp_path):
     clock = FakeClock(datetime(2026, 9, 7, 8, tzinfo=UTC))
     app, session = await open_summaries(tmp_path / "m.db", clock)
     try:
-        assert "mirror is on" in await session.command("alice", "/course mirror on")
+        on = await session.command("alice", "/course mirror on")
+        assert "mirror is on" in on
+        # In words, not as the cron expression of the config.
+        assert "It comes every Friday at 18:00 (" in on and "* *" not in on
         assert "Goal set: answer two questions a week" in await session.command(
             "alice", "/course goal answer two questions a week"
         )

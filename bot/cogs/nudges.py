@@ -839,9 +839,9 @@ class NudgesCog(Cog):
             lines.append(
                 f"- {e.name}: {e.state}{since} ({e.detail}). Plan: {self._plan_words(e, tz)}."
             )
-        cfg = self.settings.nudges
+        rounds = self.services.schedule_words(self.settings.nudges.schedule, tz, ctx.now)
         lines.append(
-            f"Nudge rounds run on `{cfg.schedule}` ({tz}); `{self._cmd('nudge')}` previews the "
+            f"Nudge rounds run {rounds} ({tz}); `{self._cmd('nudge')}` previews the "
             "next one and sends it when you confirm."
         )
         return "\n".join(lines)

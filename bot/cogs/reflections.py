@@ -697,10 +697,11 @@ class ReflectionsCog(Cog):
         week = week_of(cal, ctx.now)
         upcoming = [w for w in self.sequence.weeks if week is None or w > week][:3]
         if upcoming:
+            posted = self.services.schedule_words(self.settings.reflections.schedule, tz, ctx.now)
             lines.append(
                 "Next from the sequence: "
                 + "; ".join(f"week {w}: {self.sequence.for_week(w).title}" for w in upcoming)
-                + f" (schedule: {self.settings.reflections.schedule}, {tz})"
+                + f" (posted {posted}, {tz})"
             )
         return "\n".join(lines)
 

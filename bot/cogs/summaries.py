@@ -669,11 +669,12 @@ class SummariesCog(Cog):
         await self.store.set_pref(ctx.community_id, ctx.member_id, PREF_MIRROR, state)
         if state == "off":
             return "Your weekly mirror is off. `mirror on` brings it back."
-        sched = self.settings.summaries.mirror_schedule
+        tz = ctx.community["timezone"]
+        when = self.services.schedule_words(self.settings.summaries.mirror_schedule, tz, ctx.now)
         return (
             "Your weekly mirror is on: once a week I will send you, privately, your "
             "contributions by kind, how you interact, your goal and which third of the cohort "
-            f"you are in (never a rank). Schedule: {sched} ({ctx.community['timezone']}). "
+            f"you are in (never a rank). It comes {when} ({tz}). "
             f"Set a goal with {command(self._root(), 'goal <text>')}."
         )
 
