@@ -178,6 +178,7 @@ async def test_bots_and_system_messages_do_not_count(session, app):
 async def test_untracked_channel_and_tracking_off(session, app):
     out = await session.command("fran", "/course setup channels:general,help")
     assert "Channels that count: general, help" in out
+    assert "Dates: not set" in out
     await session.say("alice", "in general")
     await session.say("alice", "off topic", channel="random")
     assert len(await rows(app, C)) == 1
@@ -256,6 +257,9 @@ async def test_setup_changes_settings(session, app):
         "fran", "/course setup timezone:Europe/Berlin start:2026-09-01 end:2026-12-01"
     )
     assert "Timezone: Europe/Berlin" in out
+    assert "Dates: 2026-09-01 to 2026-12-01" in out
+    # Facilitators by name, whichever way they became one (here the platform role).
+    assert "Facilitators: fran\n" in out
     assert (await app.store.get_community("console"))["timezone"] == "Europe/Berlin"
     assert "unknown timezone" in await session.command("fran", "/course setup timezone:Mars/Base")
     out = await session.command("fran", "/course setup start:2027-01-01 end:2026-01-01")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from bot.cohort import display_name, facilitator_ids, roster
 from bot.commands import CommandSpec, Option
 from bot.config import check_timezone
 from bot.engine import Cog, CommandContext
@@ -104,27 +105,42 @@ class CourseCog(Cog):
             if contributions is not None:
                 contributions.invalidate(ctx.community_id)
         community = await self.store.get_community(ctx.community_id)
-        return self._describe(community, settings, changed)
+        return self._describe(
+            community, settings, changed, await self._facilitator_names(ctx.community_id)
+        )
+
+    async def _facilitator_names(self, community_id: str) -> list[str]:
+        """Everyone Hearth treats as a facilitator (platform role, config, /course setup), by
+        name where the member has been seen: platform ids mean nothing to a reader."""
+        _learners, staff = await roster(self.store, self.settings, community_id)
+        names = {row["member_id"]: display_name(row) for row in staff}
+        ids = await facilitator_ids(self.store, self.settings, community_id)
+        return sorted(names.get(i, i) for i in ids)
 
     def _cog(self, name: str) -> Any:
         engine = self.services.engine
         return next((c for c in engine.cogs if c.name == name), None) if engine else None
 
-    def _describe(self, community: dict, settings: dict, changed: list[str]) -> str:
+    def _describe(
+        self, community: dict, settings: dict, changed: list[str], facilitators: list[str]
+    ) -> str:
         course = self.settings.course
         tracked = settings.get("tracked_channels") or course.tracked_channels
+        start = settings.get("start_date") or course.start_date
+        end = settings.get("end_date") or course.end_date
+        if start and end:
+            dates = f"{start} to {end}"
+        elif start or end:
+            dates = f"from {start}, no end date" if start else f"until {end}, no start date"
+        else:
+            dates = "not set"
         lines = ["Updated: " + ", ".join(changed)] if changed else []
         lines += [
             f"Course: {community['name']} (cohort {community['cohort']})",
             f"Timezone: {community['timezone']}",
             "Channels that count: " + (", ".join(tracked) if tracked else "all"),
-            "Facilitators: "
-            + (
-                ", ".join(settings.get("facilitator_ids", []) + course.facilitator_ids)
-                or "none set"
-            ),
-            f"Dates: {settings.get('start_date') or course.start_date or '?'} to "
-            f"{settings.get('end_date') or course.end_date or '?'}",
+            "Facilitators: " + (", ".join(facilitators) or "none yet"),
+            f"Dates: {dates}",
             f"Reflection channel: {settings.get('reflection_channel') or course.reflection_channel or 'not set'}",  # noqa: E501
             f"Cohort channel: {settings.get('cohort_channel') or course.cohort_channel or 'not set'}",  # noqa: E501
         ]
