@@ -24,7 +24,7 @@ from bot.memory import limit_malloc_arenas, tune_garbage_collector
 from bot.runtime import Runtime
 from bot.schedule_words import schedule_words
 from bot.scheduler import SchedulerService
-from storage.db import create_all, make_engine, redact, upgrade
+from storage.db import create_all, make_engine, redact, schema_change, upgrade
 from storage.repos import Store
 from storage.writer import BatchWriter
 
@@ -192,7 +192,9 @@ async def _prepare_database(
     for attempt in range(1, attempts + 1):
         try:
             if migrate:
-                await upgrade(db)
+                before, after = await upgrade(db)
+                if before != after:
+                    log.info("database at %s: %s", redact(url), schema_change(before, after))
             else:
                 await create_all(db)
             return

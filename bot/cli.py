@@ -46,9 +46,12 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     # APScheduler logs two lines per fire and one per job it plans (each job of each
     # community at every start); the scheduler logs each run once, with its community and
     # period. Its warnings and errors (a job that raised, a missed run) still come through.
-    logging.getLogger("apscheduler").setLevel(
-        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
-    )
+    # Alembic logs its plugins and its connection at every start (nine lines); Hearth says
+    # itself when it created or migrated the schema.
+    for name in ("apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+        )
 
 
 def settings_from(config: Path | None, db: Path | None = None) -> Settings:
@@ -124,26 +127,26 @@ def bench(
 @db_cli.command("upgrade")
 def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None:
     """Create or migrate the schema to the newest version."""
-    from storage.db import make_engine, redact, upgrade
+    from storage.db import make_engine, redact, schema_change, upgrade
 
     settings = settings_from(config, db)
     url = settings.storage.url()
 
-    async def _go() -> None:
+    async def _go() -> tuple[set[str], set[str]]:
         engine = make_engine(
             url, schema=settings.storage.pg_schema, work_mem=settings.storage.pg_work_mem
         )
         try:
-            await upgrade(engine)
+            return await upgrade(engine)
         finally:
             await engine.dispose()
 
     try:
-        asyncio.run(_go())
+        before, after = asyncio.run(_go())
     except (OSError, ConnectionError) as exc:
         typer.echo(f"error: cannot reach the database at {redact(url)}: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"database at {redact(url)} is up to date")
+    typer.echo(f"database at {redact(url)}: {schema_change(before, after)}")
 
 
 def main() -> None:

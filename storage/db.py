@@ -80,25 +80,40 @@ def _alembic_config(connection):
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
-    """Apply Alembic migrations up to ``revision`` (all heads by default)."""
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> tuple[set[str], set[str]]:
+    """Apply Alembic migrations up to ``revision`` (all heads by default); returns the schema's
+    revisions before and after (an empty set before: there was no schema)."""
     from alembic import command
 
-    def _run(connection) -> None:
+    def _run(connection) -> tuple[set[str], set[str]]:
+        before = _heads(connection)
         command.upgrade(_alembic_config(connection), revision)
+        return before, _heads(connection)
 
     async with engine.begin() as conn:
-        await conn.run_sync(_run)
+        return await conn.run_sync(_run)
+
+
+def schema_change(before: set[str], after: set[str]) -> str:
+    """What an upgrade did, in words: created, migrated (from, to) or nothing to do."""
+    now = ", ".join(sorted(after))
+    if not before:
+        return f"created the schema (revision {now})"
+    if before == after:
+        return f"already up to date (revision {now})"
+    return f"migrated the schema from revision {', '.join(sorted(before))} to {now}"
 
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_heads)
+
+
+def _heads(connection) -> set[str]:
+    """The schema's Alembic revisions (empty: no schema yet)."""
     from alembic.runtime.migration import MigrationContext
 
-    def _run(connection) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
-
-    async with engine.connect() as conn:
-        return await conn.run_sync(_run)
+    return set(MigrationContext.configure(connection).get_current_heads())
 
 
 async def create_all(engine: AsyncEngine) -> None:

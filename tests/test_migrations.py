@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
-from storage.db import MIGRATIONS, current_revisions, make_engine, upgrade
+from storage.db import MIGRATIONS, current_revisions, make_engine, schema_change, upgrade
 from storage.queries import conversation_key
 from storage.repos import C
 from storage.schema import metadata
@@ -48,8 +48,9 @@ async def _columns(engine) -> dict[str, set[str]]:
 async def test_migrations_build_the_model_schema(settings):
     engine = engine_for(settings)
     try:
-        await upgrade(engine)
+        assert await upgrade(engine) == (set(), {"0007"})
         assert await current_revisions(engine) == {"0007"}
+        assert await upgrade(engine) == ({"0007"}, {"0007"})
         migrated = await _columns(engine)
         expected = {t.name: {c.name for c in t.columns} for t in metadata().sorted_tables}
         assert migrated == expected
@@ -72,7 +73,8 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
             )
         tables_before = set(await _columns(engine))
         assert "nudge" not in tables_before
-        await upgrade(engine)
+        before, after = await upgrade(engine)
+        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0007"
         tables_after = set(await _columns(engine))
         assert {"nudge", "kudos", "slack_installation"} <= tables_after
         async with engine.connect() as conn:

@@ -206,12 +206,14 @@ async def test_metrics_are_off_unless_enabled(app):
 @pytest.fixture
 def restore_logging():
     root = logging.getLogger()
-    aps = logging.getLogger("apscheduler")
-    handlers, level, aps_level = root.handlers[:], root.level, aps.level
+    libraries = [logging.getLogger(name) for name in ("apscheduler", "alembic")]
+    handlers, level = root.handlers[:], root.level
+    library_levels = [lib.level for lib in libraries]
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    aps.setLevel(aps_level)
+    for lib, lib_level in zip(libraries, library_levels, strict=True):
+        lib.setLevel(lib_level)
 
 
 async def test_json_lines_carry_community_and_event_ids(session, monkeypatch, restore_logging):
@@ -298,6 +300,20 @@ def test_scheduler_library_logs_only_its_warnings_unless_debugging(capsys, resto
     setup_logging("DEBUG")
     executor.info("Running job ...")
     assert "Running job" in capsys.readouterr().err
+
+
+async def test_start_says_when_it_built_the_schema_without_alembics_chatter(
+    tmp_path, capsys, restore_logging
+):
+    setup_logging("INFO")
+    settings = Settings.model_validate({"storage": {"path": str(tmp_path / "new.db")}})
+    for _start in range(2):
+        app = await HearthApp.create(settings)
+        await app.close()
+    err = capsys.readouterr().err
+    # Once, at the first start; Alembic's own nine lines (plugins, "Context impl", ...) never.
+    assert err.count("created the schema (revision 0007)") == 1, err
+    assert "alembic" not in err and "migrated" not in err
 
 
 def test_log_format_is_validated():
