@@ -87,7 +87,8 @@ class Demo:
 
 
 def course_start(now: datetime) -> datetime:
-    """Monday 09:00 UTC two weeks before now, so the course ends about today."""
+    """The latest Monday whose two course weeks end by now (at most six days before it):
+    the console on the real clock then starts after the last recorded message."""
     day = (now - timedelta(days=DAYS)).date()
     monday = day - timedelta(days=day.weekday())
     return datetime(monday.year, monday.month, monday.day, 8, 0, tzinfo=UTC)

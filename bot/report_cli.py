@@ -58,8 +58,10 @@ async def produce_report(
     until: date | None,
     community: str | None,
     now: datetime | None = None,
-) -> str:
-    """Open the database read-only in spirit (no migrations, no writes) and render the report."""
+) -> tuple[str, str | None]:
+    """Open the database read-only in spirit (no migrations, no writes) and render the report;
+    returns it with a note for the terminal when its window holds no contribution but earlier
+    days do (a course that has ended, the demo's database a few days on)."""
     from bot.report import build_report, render
     from storage.db import make_engine
     from storage.repos import Store
@@ -88,8 +90,17 @@ async def produce_report(
         report = await build_report(
             store, community_id, since=start, until=end, settings=settings, generated_at=now
         )
+        note = None
+        if not report.data["contributions"]:
+            latest = await store.last_contribution_at(community_id, until=start)
+            if latest is not None:
+                note = (
+                    f"no contributions from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; "
+                    f"the latest before them is from {latest:%Y-%m-%d}: --since and --until "
+                    "choose the days"
+                )
         # Rendering (charts above all) is CPU work; the engine is idle meanwhile anyway.
-        return render(report, fmt)
+        return render(report, fmt), note
     finally:
         await engine.dispose()
 
@@ -136,7 +147,7 @@ def report_command(
         raise typer.Exit(2)
     setup_logging("WARNING")
     try:
-        text = asyncio.run(
+        text, note = asyncio.run(
             produce_report(
                 settings,
                 fmt=fmt,
@@ -153,3 +164,6 @@ def report_command(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+    if note:
+        # On stderr: the JSON and CSV on stdout stay clean for whatever reads them.
+        typer.echo(f"note: {note}", err=True)

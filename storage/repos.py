@@ -271,6 +271,18 @@ class Store:
             ).first()
         return (row[0], row[1]) if row else None
 
+    async def last_contribution_at(self, community_id: str, *, until: datetime) -> datetime | None:
+        """When the community's latest contribution at or before ``until`` was posted."""
+        await self.flush()
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(func.max(C.c.created_at)).where(
+                        C.c.community_id == community_id, C.c.created_at <= until
+                    )
+                )
+            ).scalar_one()
+
     async def last_message_id(self, community_id: str, channel_id: str) -> str | None:
         """Newest stored message in a channel (catch-up after downtime starts after it)."""
         await self.flush()

@@ -271,6 +271,17 @@ def test_hearth_report_cli(database, tmp_path):
     data = json.loads(result.stdout)
     assert data["since"] == "2026-09-07T00:00:00Z" and data["until"] == "2026-09-09T00:00:00Z"
     assert data["patterns"]["many-to-many"] == 4 and data["contributions"] == 28
+    assert "note:" not in result.stderr
+    # A window after the course: empty, and the terminal is told where the activity is,
+    # on stderr, so the JSON on stdout stays whole.
+    later = ["--since", "2026-10-01", "--until", "2026-10-07", "--format", "json"]
+    result = runner.invoke(cli, ["report", "--db", str(database), *later])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["contributions"] == 0
+    assert result.stderr.strip() == (
+        "note: no contributions from 2026-10-01 00:00 to 2026-10-08 00:00 UTC; the latest "
+        "before them is from 2026-09-07: --since and --until choose the days"
+    )
     # Only the first day: everything but lou's unanswered verdict, which needs 24 hours.
     first_day = ["--since", "2026-09-07", "--until", "2026-09-07"]
     result = runner.invoke(cli, ["report", "--db", str(database), *first_day, "-f", "csv"])
