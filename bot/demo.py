@@ -87,8 +87,8 @@ class Demo:
 
 
 def course_start(now: datetime) -> datetime:
-    """The latest Monday whose two course weeks end by now (at most six days before it):
-    the console on the real clock then starts after the last recorded message."""
+    """Monday 08:00 UTC of the week that was two weeks ago: the course's two weeks end in
+    the seven days before now (or, run on a Monday before 08:00, just after it)."""
     day = (now - timedelta(days=DAYS)).date()
     monday = day - timedelta(days=day.weekday())
     return datetime(monday.year, monday.month, monday.day, 8, 0, tzinfo=UTC)
