@@ -131,9 +131,19 @@ class SchedulerService:
         self.runs: list[tuple[str, str, str]] = []  # (job, community, period) run here
 
     async def refresh(self) -> None:
-        """(Re)build triggers for every community and job (new communities, new timezones)."""
+        """(Re)build triggers for every community and job (new communities, new timezones).
+
+        Live, after start, a job planned for a community that came since also runs, once, its
+        latest fire time after the community appeared (within the grace period): APScheduler
+        plans only fire times still to come and the refresh comes every 5 minutes, so a run
+        due in between was lost (a weekly summary, for a week). Start's catch-up covers what
+        start plans; a timezone change re-plans without catching up (the run of that day may
+        have happened already under the old zone's time).
+        """
         wanted: dict[tuple[str, str], Planned] = {}
+        appeared: dict[str, datetime] = {}
         for community in await self.store.communities():
+            appeared[community["id"]] = community["created_at"]
             for name, (_cog, job) in self.engine.jobs.items():
                 if not job.enabled:
                     continue
@@ -160,7 +170,16 @@ class SchedulerService:
                         max_instances=1,
                         replace_existing=True,
                     )
+        new = [planned for key, planned in wanted.items() if key not in self.planned]
         self.planned = wanted
+        if self.live and self._last_check is not None:
+            now = self.clock.now()
+            for planned in new:
+                since = max(now - self.grace, appeared[planned.community_id])
+                missed = last_fire_time(planned.trigger, since, now)
+                if missed is not None:
+                    what = f"job {planned.job.name} for {planned.community_id}"
+                    self._keep(self.fire(planned.job.name, planned.community_id, missed), what)
 
     def _remove_aps(self, key: tuple[str, str]) -> None:
         assert self._aps is not None

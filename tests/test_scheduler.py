@@ -337,6 +337,46 @@ async def test_live_scheduler_refresh_plans_a_community_that_came_later(
         await app.close()
 
 
+async def test_live_refresh_runs_what_fell_due_before_it_planned_a_new_community(
+    tmp_path, with_daily, caplog
+):
+    # Two communities come after start, in London, where the daily 09:00 is 08:00 UTC:
+    # 'early' at 07:58, 'late' at 08:01. The refresh that plans them comes at 08:03.
+    clock = FakeClock(datetime(2026, 9, 7, 7, 58, tzinfo=UTC))
+    settings = make_settings(tmp_path / "gap.db")
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    await ConsoleSession.open(app)
+    await app.scheduler.start()
+    fired = _fires(app)
+    try:
+        for name, minutes in (("early", 0), ("late", 3)):
+            await app.store.ensure_community(
+                name,
+                "console",
+                name=name,
+                timezone="Europe/London",
+                now=clock.now() + timedelta(minutes=minutes),
+            )
+        clock.advance(timedelta(minutes=5))
+        _fire_soon(app, "hearth-refresh")
+        await _until(lambda: fired)
+        await _until(lambda: not app.scheduler._running)
+        # 'early' existed at 08:00: its run happens now, under that period. 'late' came
+        # after it: nothing to catch up.
+        assert daily(app).runs == [("early", "2026-09-07T08:00Z")]
+        # (The real cogs' jobs catch up the same way: reflections.followup's 08:00.)
+        assert ("reflections.followup", "early", "2026-09-07T08:00Z") in app.scheduler.runs
+        # A second refresh plans nothing new and runs nothing again.
+        before = len(fired)
+        _fire_soon(app, "hearth-refresh")
+        await asyncio.sleep(0.3)
+        await _until(lambda: not app.scheduler._running)
+        assert len(fired) == before and len(daily(app).runs) == 1
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await app.close()
+
+
 async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily, caplog):
     clock = FakeClock(datetime(2026, 9, 7, 8, 0, 30, tzinfo=UTC))
     settings = make_settings(tmp_path / "fail.db", course={"timezone": "Europe/London"})
