@@ -128,6 +128,8 @@ class SchedulerService:
         self._aps: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task] = set()
         self._last_check: datetime | None = None
+        #: When each community appeared (its row's created_at), read at each refresh.
+        self._appeared: dict[str, datetime] = {}
         self.runs: list[tuple[str, str, str]] = []  # (job, community, period) run here
 
     async def refresh(self) -> None:
@@ -172,11 +174,11 @@ class SchedulerService:
                     )
         new = [planned for key, planned in wanted.items() if key not in self.planned]
         self.planned = wanted
+        self._appeared = appeared
         if self.live and self._last_check is not None:
             now = self.clock.now()
             for planned in new:
-                since = max(now - self.grace, appeared[planned.community_id])
-                missed = last_fire_time(planned.trigger, since, now)
+                missed = self._missed(planned, now)
                 if missed is not None:
                     what = f"job {planned.job.name} for {planned.community_id}"
                     self._keep(self.fire(planned.job.name, planned.community_id, missed), what)
@@ -197,15 +199,24 @@ class SchedulerService:
         self._last_check = self.clock.now()
 
     async def catch_up(self) -> int:
-        """Run, once, the latest missed run of each job if it is within the grace period."""
+        """Run, once, the latest missed run of each job if it is within the grace period (and
+        after its community appeared)."""
         now = self.clock.now()
         ran = 0
         for planned in list(self.planned.values()):
-            missed = last_fire_time(planned.trigger, now - self.grace, now)
+            missed = self._missed(planned, now)
             if missed is not None:
                 if await self.fire(planned.job.name, planned.community_id, missed):
                     ran += 1
         return ran
+
+    def _missed(self, planned: Planned, now: datetime) -> datetime | None:
+        """The latest fire time of ``planned`` within the grace period before ``now`` and
+        after its community appeared: a course created at 17:30 has no 17:00 weekly summary
+        to catch up."""
+        since = now - self.grace
+        appeared = self._appeared.get(planned.community_id)
+        return last_fire_time(planned.trigger, max(since, appeared) if appeared else since, now)
 
     async def advance_to(self, now: datetime) -> int:
         """Simulated mode: run every fire time up to ``now``, oldest first."""

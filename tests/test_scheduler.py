@@ -207,6 +207,27 @@ async def test_shutdown_mid_run_releases_the_claim(tmp_path, with_daily):
         await app.close()
 
 
+async def test_catch_up_at_start_skips_a_run_from_before_the_community_appeared(
+    tmp_path, with_daily
+):
+    path = tmp_path / "new.db"
+    clock = FakeClock(datetime(2026, 9, 7, 8, 30, tzinfo=UTC))  # today's run was at 08:00 UTC
+    # The community appears at 08:30, then the scheduler starts: 08:00 is within the grace
+    # period, but the course did not exist then.
+    app, session = await open_app(path, clock)
+    assert daily(app).runs == [] and posts(session) == []
+    await app.close()
+    clock.advance(timedelta(minutes=10))
+    app, session = await open_app(path, clock)  # nor at a restart
+    try:
+        assert daily(app).runs == [] and posts(session) == []
+        clock.advance(timedelta(days=1))
+        await app.scheduler.catch_up()  # tomorrow's is its own
+        assert daily(app).runs == [("console", "2026-09-08T08:00Z")]
+    finally:
+        await app.close()
+
+
 async def test_expired_claim_is_taken_over(tmp_path, app, clock):
     store = app.store
     lease = timedelta(minutes=10)
@@ -378,11 +399,12 @@ async def test_live_refresh_runs_what_fell_due_before_it_planned_a_new_community
 
 
 async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily, caplog):
-    clock = FakeClock(datetime(2026, 9, 7, 8, 0, 30, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
     settings = make_settings(tmp_path / "fail.db", course={"timezone": "Europe/London"})
     app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
     session = await ConsoleSession.open(app)
-    await session.say("alice", "hello")
+    await session.say("alice", "hello")  # the community appears before 08:00 UTC
+    clock.advance(timedelta(minutes=1))
     await app.scheduler.start()  # catches up on today's 08:00 UTC run
     try:
         assert len(daily(app).runs) == 1
