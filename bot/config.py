@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 
@@ -241,6 +241,10 @@ class DiscordSettings(_Section):
     gateway_url: str = "wss://gateway.discord.gg/"
     catch_up_limit: int = Field(default=500, ge=0)
 
+    def secret_envs(self) -> dict[str, str]:
+        """The environment variables the adapter reads its secrets from, by role."""
+        return {"token": self.token_env}
+
 
 class SlackSettings(_Section):
     enabled: bool = False
@@ -273,6 +277,30 @@ class SlackSettings(_Section):
         if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
             raise ValueError("must look like /course")
         return value
+
+    @model_validator(mode="after")
+    def _oauth_over_http(self) -> SlackSettings:
+        if self.oauth and self.mode != "http":
+            raise ValueError(
+                'oauth = true needs mode = "http": the install flow and every workspace\'s '
+                "events come over HTTP"
+            )
+        return self
+
+    def secret_envs(self) -> dict[str, str]:
+        """The environment variables the adapter reads its secrets from, by role. With
+        OAuth there is no bot token: the client id and secret start the install flow, and
+        each workspace's token comes from the installation store. HTTP mode checks request
+        signatures; socket mode connects with the app-level token."""
+        if self.oauth:
+            envs = {"client_id": self.client_id_env, "client_secret": self.client_secret_env}
+        else:
+            envs = {"bot_token": self.bot_token_env}
+        if self.mode == "http":
+            envs["signing_secret"] = self.signing_secret_env
+        else:
+            envs["app_token"] = self.app_token_env
+        return envs
 
 
 class MetricsSettings(_Section):
@@ -334,3 +362,12 @@ def secret(env_name: str) -> str:
     if not value:
         raise ConfigError(f"environment variable {env_name} is not set (it should hold a secret)")
     return value
+
+
+def check_secrets(settings: Settings) -> None:
+    """Every secret an enabled adapter needs is set (ConfigError naming the first that is
+    not): ``hearth run`` checks before it touches the database."""
+    for section in (settings.discord, settings.slack):
+        if section.enabled:
+            for env_name in section.secret_envs().values():
+                secret(env_name)

@@ -6,12 +6,18 @@ from __future__ import annotations
 import logging
 
 from bot.app import DatabaseUnavailable, HearthApp
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, check_secrets
 
 log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings) -> int:
+    try:
+        # A missing token is a configuration error: said before the database is touched.
+        check_secrets(settings)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         app = await HearthApp.create(
             settings,

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import cli
-from bot.config import ConfigError, load_settings, secret
+from bot.config import ConfigError, Settings, SlackSettings, load_settings, secret
 
 
 def write(tmp_path, text):
@@ -34,6 +34,7 @@ def test_example_config_is_valid():
         ("[storage]\npg_work_mem = '16 megs'\n", "storage.pg_work_mem"),
         ("[slack]\nmode = 'carrier-pigeon'\n", "slack.mode"),
         ("[slack]\ncommand = 'course'\n", "slack.command"),
+        ("[slack]\noauth = true\nmode = 'socket'\n", 'oauth = true needs mode = "http"'),
         ("[storage\npath = 'x'\n", "not valid TOML"),
     ],
 )
@@ -63,3 +64,38 @@ def test_secrets_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("HEARTH_TEST_TOKEN")
     with pytest.raises(ConfigError, match="HEARTH_TEST_TOKEN is not set"):
         secret("HEARTH_TEST_TOKEN")
+
+
+@pytest.mark.parametrize(
+    ("slack", "needed"),
+    [
+        ({}, ["HEARTH_SLACK_BOT_TOKEN", "HEARTH_SLACK_SIGNING_SECRET"]),
+        ({"mode": "socket"}, ["HEARTH_SLACK_BOT_TOKEN", "HEARTH_SLACK_APP_TOKEN"]),
+        (
+            {"oauth": True},
+            ["HEARTH_SLACK_CLIENT_ID", "HEARTH_SLACK_CLIENT_SECRET", "HEARTH_SLACK_SIGNING_SECRET"],
+        ),
+    ],
+)
+def test_each_slack_mode_names_the_secrets_it_needs(slack, needed):
+    assert list(SlackSettings.model_validate(slack).secret_envs().values()) == needed
+
+
+async def test_run_names_a_missing_secret_before_touching_the_database(
+    tmp_path, monkeypatch, caplog
+):
+    from bot.serve import serve
+
+    for name in ("HEARTH_DISCORD_TOKEN", "HEARTH_SLACK_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HEARTH_SLACK_CLIENT_ID", "123.456")
+    monkeypatch.setenv("HEARTH_SLACK_SIGNING_SECRET", "s3cret")
+    db = tmp_path / "hearth.db"
+    for platforms, missing in (
+        ({"discord": {"enabled": True}}, "HEARTH_DISCORD_TOKEN"),
+        ({"slack": {"enabled": True, "oauth": True}}, "HEARTH_SLACK_CLIENT_SECRET"),
+    ):
+        settings = Settings.model_validate({"storage": {"path": str(db)}, **platforms})
+        assert await serve(settings) == 2
+        assert f"environment variable {missing} is not set" in caplog.text
+        assert not db.exists()  # said before the schema was created

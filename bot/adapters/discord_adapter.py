@@ -1365,7 +1365,7 @@ def build_discord_adapter(
     app: HearthApp, *, on_client: Callable[[discord.Client], Any] | None = None
 ) -> DiscordAdapter:
     """The adapter for ``[discord]``: the token from ``token_env``, registered as a secret."""
-    token = secret(app.settings.discord.token_env)
+    token = secret(app.settings.discord.secret_envs()["token"])
     register_secret(token)
     return DiscordAdapter(app, token=token, on_client=on_client)
 

@@ -994,35 +994,20 @@ def _interaction_key(event: Event | None) -> str | None:
 
 
 def build_slack_adapter(app: HearthApp) -> SlackAdapter:
-    """The adapter for ``[slack]``: secrets from the environment, registered as secrets.
-
-    With ``oauth = true`` there is no bot token to read: the client id and secret start the
-    install flow, and each workspace's token comes from the installation store.
-    """
-    settings = app.settings.slack
-    bot_token: str | None = None
-    oauth: OAuthCredentials | None = None
-    if settings.oauth:
-        if settings.mode != "http":
-            raise ConfigError(
-                '[slack] oauth = true needs mode = "http": the install flow and every '
-                "workspace's events come over HTTP"
-            )
+    """The adapter for ``[slack]``: the secrets its settings name (``secret_envs``: which
+    ones depends on OAuth and the mode) from the environment, registered as secrets."""
+    secrets = {role: secret(env) for role, env in app.settings.slack.secret_envs().items()}
+    for role, value in secrets.items():
+        if role != "client_id":  # public: it is in every install link
+            register_secret(value)
+    oauth = None
+    if "client_secret" in secrets:
         oauth = OAuthCredentials(
-            client_id=secret(settings.client_id_env),
-            client_secret=secret(settings.client_secret_env),
+            client_id=secrets["client_id"], client_secret=secrets["client_secret"]
         )
-        register_secret(oauth.client_secret)
-    else:
-        bot_token = secret(settings.bot_token_env)
-        register_secret(bot_token)
-    signing_secret = app_token = None
-    if settings.mode == "http":
-        signing_secret = secret(settings.signing_secret_env)
-        register_secret(signing_secret)
-    else:
-        app_token = secret(settings.app_token_env)
-        register_secret(app_token)
+    bot_token = secrets.get("bot_token")
+    signing_secret = secrets.get("signing_secret")
+    app_token = secrets.get("app_token")
     return SlackAdapter(
         app, bot_token=bot_token, signing_secret=signing_secret, app_token=app_token, oauth=oauth
     )
