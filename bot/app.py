@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.engine import Cog, Engine, Services
 from bot.gil import shorten_switch_interval
 from bot.memory import limit_malloc_arenas, tune_garbage_collector
@@ -202,21 +202,27 @@ async def _prepare_database(
             if attempt == attempts:
                 raise DatabaseUnavailable(
                     f"cannot reach the database at {redact(url)} after {attempts} attempts: "
-                    f"{_first_line(exc)}"
+                    f"{first_line(exc)}"
                 ) from exc
             log.warning(
                 "database %s unreachable (attempt %s of %s: %s); retrying in %.1fs",
                 redact(url),
                 attempt,
                 attempts,
-                _first_line(exc),
+                first_line(exc),
                 delay,
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
+        except DatabaseError as exc:
+            # Reached but not usable (a file that is not SQLite, a schema this user may not
+            # create tables in): no retry will change that, so it is said once, with the cause.
+            raise ConfigError(
+                f"cannot use the database at {redact(url)}: {first_line(exc)}"
+            ) from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The error without SQLAlchemy's SQL and background link (a clear one-line message)."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

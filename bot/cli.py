@@ -64,6 +64,13 @@ def settings_from(config: Path | None, db: Path | None = None) -> Settings:
     if db is not None:
         settings.storage.path = str(db)
         settings.storage.database_url = ""
+    if not settings.storage.database_url:
+        # SQLite creates the file, not its folder: said now, not as "unable to open database
+        # file" after five connection attempts (or a traceback).
+        folder = Path(settings.storage.path).parent
+        if not folder.is_dir():
+            typer.echo(f"error: {settings.storage.path}: no folder {folder} for it", err=True)
+            raise typer.Exit(2)
     return settings
 
 
@@ -95,7 +102,13 @@ def console(
 
     settings = settings_from(config, db)
     setup_logging("WARNING")
-    asyncio.run(run_repl(settings, community or None))
+    from bot.app import DatabaseUnavailable
+
+    try:
+        asyncio.run(run_repl(settings, community or None))
+    except (ConfigError, DatabaseUnavailable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command()
@@ -127,6 +140,9 @@ def bench(
 @db_cli.command("upgrade")
 def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None:
     """Create or migrate the schema to the newest version."""
+    from sqlalchemy.exc import DatabaseError
+
+    from bot.app import first_line
     from storage.db import make_engine, redact, schema_change, upgrade
 
     settings = settings_from(config, db)
@@ -145,6 +161,9 @@ def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None
         before, after = asyncio.run(_go())
     except (OSError, ConnectionError) as exc:
         typer.echo(f"error: cannot reach the database at {redact(url)}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except DatabaseError as exc:  # reached, but not usable: a file that is not SQLite, say
+        typer.echo(f"error: cannot use the database at {redact(url)}: {first_line(exc)}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"database at {redact(url)}: {schema_change(before, after)}")
 

@@ -44,6 +44,7 @@ def _run(
 
     from bot.app import DatabaseUnavailable
     from bot.cli import settings_from, setup_logging
+    from bot.config import ConfigError
     from bot.errors import UserError
     from bot.importers.common import ImportProgress, open_import_app
 
@@ -64,7 +65,7 @@ def _run(
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    except (DatabaseUnavailable, OSError, ConnectionError) as exc:
+    except (DatabaseUnavailable, ConfigError, OSError, ConnectionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     summary.render(out)

@@ -62,8 +62,9 @@ async def produce_report(
     """Open the database read-only in spirit (no migrations, no writes) and render the report;
     returns it with a note for the terminal when its window holds no contribution but earlier
     days do (a course that has ended, the demo's database a few days on)."""
+    from bot.app import first_line
     from bot.report import build_report, render
-    from storage.db import make_engine
+    from storage.db import make_engine, redact
     from storage.repos import Store
     from storage.writer import BatchWriter
 
@@ -81,7 +82,8 @@ async def produce_report(
             communities = [c["id"] for c in await store.communities()]
         except Exception as exc:  # noqa: BLE001 - any driver error means "not a Hearth database"
             raise ReportError(
-                f"cannot read a Hearth database there ({type(exc).__name__})"
+                f"cannot read a Hearth database at {redact(settings.storage.url())}: "
+                f"{first_line(exc)}"
             ) from None
         community_id = community or _default_community(communities, settings)
         if community_id not in communities:

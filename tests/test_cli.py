@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import cli
@@ -40,6 +41,49 @@ def test_db_upgrade_unreachable_postgres_exits_2(tmp_path):
     assert result.exit_code == 2
     assert "cannot reach the database" in result.output
     assert "pw" not in result.output  # the password is never printed
+
+
+# Each command that opens the database, given a file that is not one and a folder that does not
+# exist: one line naming it and exit 2, never a traceback, and nothing created.
+DATABASE_COMMANDS = [
+    ["console"],
+    ["db", "upgrade"],
+    ["import", "slack-export", "."],
+    ["report"],
+]
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_file_that_is_not_a_database_is_named(tmp_path, command):
+    broken = tmp_path / "notes.db"
+    broken.write_text("this is not SQLite\n")
+    result = CliRunner().invoke(cli, [*command, "--db", str(broken)], input="")
+    assert result.exit_code == 2, result.output
+    assert f"{broken}: file is not a database" in result.stderr
+    assert "Traceback" not in result.output
+    assert broken.read_text() == "this is not SQLite\n"
+
+
+# (hearth report creates nothing: a missing file is "no such database file", tested below.)
+@pytest.mark.parametrize("command", DATABASE_COMMANDS[:3], ids=lambda c: " ".join(c[:2]))
+def test_a_database_in_a_missing_folder_is_named(tmp_path, command):
+    where = tmp_path / "no" / "such" / "hearth.db"
+    result = CliRunner().invoke(cli, [*command, "--db", str(where)], input="")
+    assert result.exit_code == 2, result.output
+    assert f"error: {where}: no folder {where.parent} for it" in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_run_with_a_broken_database_file_exits_2(tmp_path):
+    broken = tmp_path / "notes.db"
+    broken.write_text("this is not SQLite\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\npath = "{broken}"\nconnect_attempts = 5\n')
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)], input="")
+    assert result.exit_code == 2
+    assert "file is not a database" in result.stderr
+    assert time.monotonic() - started < 5  # no retries with backoff: a retry cannot fix it
 
 
 async def test_repl_lines_drive_the_session(session, app):
