@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.adapters.base import Adapter
 from bot.clock import Clock, SystemClock
@@ -214,9 +214,10 @@ async def _prepare_database(
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
-        except DatabaseError as exc:
-            # Reached but not usable (a file that is not SQLite, a schema this user may not
-            # create tables in): no retry will change that, so it is said once, with the cause.
+        except DBAPIError as exc:
+            # Reached but not usable (a file that is not SQLite, no such role or database, a
+            # schema this user may not create tables in): no retry will change that, so it is
+            # said once, with the cause.
             raise ConfigError(
                 f"cannot use the database at {redact(url)}: {first_line(exc)}"
             ) from exc

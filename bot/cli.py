@@ -140,7 +140,7 @@ def bench(
 @db_cli.command("upgrade")
 def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None:
     """Create or migrate the schema to the newest version."""
-    from sqlalchemy.exc import DatabaseError
+    from sqlalchemy.exc import DBAPIError
 
     from bot.app import first_line
     from storage.db import make_engine, redact, schema_change, upgrade
@@ -162,7 +162,7 @@ def db_upgrade(config: Path | None = ConfigOpt, db: Path | None = DbOpt) -> None
     except (OSError, ConnectionError) as exc:
         typer.echo(f"error: cannot reach the database at {redact(url)}: {exc}", err=True)
         raise typer.Exit(2) from None
-    except DatabaseError as exc:  # reached, but not usable: a file that is not SQLite, say
+    except DBAPIError as exc:  # reached, but not usable: not SQLite, no such role or database
         typer.echo(f"error: cannot use the database at {redact(url)}: {first_line(exc)}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"database at {redact(url)}: {schema_change(before, after)}")

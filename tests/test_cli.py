@@ -3,6 +3,7 @@ on SIGTERM with its queued writes flushed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from bot.cli import cli
 from bot.console_repl import Repl
+from tests.conftest import _pg_reachable, postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +86,25 @@ def test_run_with_a_broken_database_file_exits_2(tmp_path):
     assert result.exit_code == 2
     assert "file is not a database" in result.stderr
     assert time.monotonic() - started < 5  # no retries with backoff: a retry cannot fix it
+
+
+@pytest.mark.parametrize("command", [["run"], ["db", "upgrade"], ["console"]])
+def test_postgres_with_no_such_database_or_role_is_named(tmp_path, command):
+    """A server that answers but refuses the name: one line, exit 2, the password hidden."""
+    url = postgres_url()
+    if not asyncio.run(_pg_reachable(url)):
+        pytest.skip(f"PostgreSQL not reachable at {url} (run .ci/run to start it)")
+    server = url.split("@", 1)[1].rsplit("/", 1)[0]
+    for wrong, refusal in (
+        (f"postgresql+asyncpg://postgres@{server}/no_such_db", 'database "no_such_db" does not'),
+        (f"postgresql+asyncpg://nobody:hunter2@{server}/test", 'role "nobody" does not exist'),
+    ):
+        config = tmp_path / "c.toml"
+        config.write_text(f'[storage]\ndatabase_url = "{wrong}"\n')
+        result = CliRunner().invoke(cli, [*command, "--config", str(config)], input="")
+        assert result.exit_code == 2, result.output
+        assert refusal in result.stderr and "hunter2" not in result.stderr
+        assert "Traceback" not in result.output
 
 
 async def test_repl_lines_drive_the_session(session, app):
