@@ -231,14 +231,15 @@ class MetricsServer:
     async def start(self) -> None:
         from aiohttp import web
 
+        from bot.http_listen import start_site
+
         settings = self.app.settings.metrics
         web_app = web.Application()
         web_app.router.add_get("/healthz", self._healthz)
         web_app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port)
-        await site.start()
+        await start_site(self._runner, settings.host, settings.port, "[metrics] port")
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
         log.info("metrics on %s/metrics, health on %s/healthz", self.url, self.url)

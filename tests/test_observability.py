@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 
 import aiohttp
 import pytest
@@ -193,6 +194,27 @@ async def test_two_apps_keep_separate_registries(tmp_path, clock):
     finally:
         await one.close()
         await two.close()
+
+
+def test_run_with_a_taken_metrics_port_exits_2_naming_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(
+            f'[storage]\npath = "{tmp_path / "h.db"}"\n[metrics]\nenabled = true\nport = {port}\n'
+        )
+        result = CliRunner().invoke(cli, ["run", "--config", str(config)], input="")
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port} ([metrics] port): the port is in use" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
 
 
 async def test_metrics_are_off_unless_enabled(app):

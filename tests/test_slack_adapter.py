@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -553,6 +554,25 @@ def test_recent_keys_are_bounded() -> None:
     keys = RecentKeys(capacity=3)
     assert all(keys.first_time(k) for k in "abcd")
     assert not keys.first_time("d") and "a" not in keys and len(keys) == 3
+
+
+async def test_a_taken_events_port_is_one_line_naming_the_setting(tmp_path, api, clock) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = await HearthApp.create(
+            slack_settings(tmp_path, api, port=port), clock=clock, migrate=False
+        )
+        adapter = build_slack_adapter(app)
+        app.add_adapter(adapter)
+        try:
+            with pytest.raises(
+                ConfigError, match=rf"127.0.0.1:{port} \(\[slack\] port\): the port is in use"
+            ):
+                await adapter.start()
+        finally:
+            await app.close()
 
 
 async def test_secrets_come_from_env_and_are_redacted(tmp_path, api, clock, monkeypatch) -> None:

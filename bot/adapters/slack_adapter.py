@@ -107,6 +107,7 @@ from bot.events import (
     PlaceRef,
     ReactionAdded,
 )
+from bot.http_listen import start_site
 from bot.ids import slack_message_id
 from bot.logsafe import register_secret
 
@@ -645,8 +646,7 @@ class SlackAdapter:
                 self.bolt.web_app(path=EVENTS_PATH), access_log=None, shutdown_timeout=2.0
             )
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-            await site.start()
+            await start_site(self._runner, self.settings.host, self.settings.port, "[slack] port")
             port = self._runner.addresses[0][1]
             self.url = f"http://{self.settings.host}:{port}{EVENTS_PATH}"
             log.info("Slack: listening for events on %s", self.url)
