@@ -13,7 +13,7 @@ import re
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -337,19 +337,29 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's contents; anything wrong with it (missing, a folder, unreadable, not
+    UTF-8, not TOML) is a ConfigError that names the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+
+
 def load_settings(path: str | Path | None) -> Settings:
     """Load and validate a TOML file; ``None`` gives the embedded defaults."""
     if path is None:
         return Settings()
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from exc
+    raw = read_toml(path)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

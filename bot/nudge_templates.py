@@ -8,11 +8,11 @@ the key, instead of surfacing as a broken message to a learner weeks later. A co
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.config import read_toml
 from bot.errors import ConfigError
 from bot.nudging import HOOK_KINDS, variant_index
 from bot.reflection_templates import PROMPTS_DIR, check_template
@@ -49,17 +49,6 @@ NUDGE_TEMPLATE_FIELDS: dict[str, dict[str, tuple[frozenset[str], bool]]] = {
 }
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-
-
 @dataclass(frozen=True, slots=True)
 class NudgeTemplates:
     path: Path
@@ -77,7 +66,7 @@ class NudgeTemplates:
 
 def load_nudge_templates(path: Path) -> NudgeTemplates:
     """Load and check the nudge texts; :class:`ConfigError` names the file, key, placeholder."""
-    raw = _read_toml(path)
+    raw = read_toml(path)
     for section in raw:
         if section not in NUDGE_TEMPLATE_FIELDS:
             raise ConfigError(f"{path}: unknown section [{section}]")

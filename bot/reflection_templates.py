@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.config import read_toml
 from bot.errors import ConfigError
 
 #: ``prompts/`` next to the ``bot`` package (a source checkout or an editable install).
@@ -82,17 +82,6 @@ TEMPLATE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
 }
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-
-
 def resolve(path: str, default: Path) -> Path:
     """The configured file, or the packaged default when the setting is empty."""
     return Path(path).expanduser() if path else default
@@ -125,7 +114,7 @@ class PromptSequence:
 
 def load_prompts(path: Path) -> PromptSequence:
     """Load and check a prompt sequence; :class:`ConfigError` names the file and the prompt."""
-    raw = _read_toml(path)
+    raw = read_toml(path)
     unknown = set(raw) - {"prompts"}
     if unknown:
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected [[prompts]])")
@@ -222,7 +211,7 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
 
 def load_templates(path: Path) -> Templates:
     """Load and check the message templates; :class:`ConfigError` names file, key, placeholder."""
-    raw = _read_toml(path)
+    raw = read_toml(path)
     texts: dict[str, dict[str, str]] = {}
     for section in raw:
         if section not in TEMPLATE_FIELDS:

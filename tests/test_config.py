@@ -46,6 +46,16 @@ def test_invalid_config_names_the_key(tmp_path, text, expected):
     assert expected in str(info.value)
 
 
+def test_a_folder_where_a_file_belongs_is_named(tmp_path):
+    from bot.nudge_templates import load_nudge_templates
+    from bot.reflection_templates import load_prompts, load_templates
+
+    # The config, the prompt sequence and both template files are read the same way.
+    for load in (load_settings, load_prompts, load_templates, load_nudge_templates):
+        with pytest.raises(ConfigError, match=f"{tmp_path}: a folder, not a file"):
+            load(tmp_path)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.toml: file not found"):
         load_settings(tmp_path / "nope.toml")
