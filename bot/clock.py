@@ -44,6 +44,9 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not a duration: {text!r} (use e.g. 3d, 12h, 30m)")
     units = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
     delta = timedelta()
-    for number, unit in parts:
-        delta += timedelta(**{units[unit]: int(number)})
+    try:
+        for number, unit in parts:
+            delta += timedelta(**{units[unit]: int(number)})
+    except OverflowError:
+        raise ValueError(f"not a duration: {text!r} is too long") from None
     return delta

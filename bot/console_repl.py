@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
@@ -35,6 +35,10 @@ Type a line to post it as the current member. Commands:
   :jobs                   list scheduled jobs
   :now                    show the simulated time
   :quit                   leave (Ctrl-D works too)"""
+
+
+#: The longest ``:advance`` step: a long course term.
+MAX_ADVANCE = timedelta(days=120)
 
 
 class Repl:
@@ -104,7 +108,13 @@ class Repl:
                 await s.press(self.current, args[0], args[1] if len(args) > 1 else "")
                 return ""
             if cmd == "advance" and len(args) == 1:
-                ran = await s.advance(parse_duration(args[0]))
+                step = parse_duration(args[0])
+                if step > MAX_ADVANCE:
+                    # Every scheduled run in between is played, some 150 a day: a year would
+                    # take minutes, and a typo of a few more digits, days.
+                    limit = MAX_ADVANCE.days
+                    return f"error: at most {limit}d at a time (every run in between is played)"
+                ran = await s.advance(step)
                 return f"now {s.now:%Y-%m-%d %H:%M} UTC; {ran} scheduled run(s)"
             if cmd == "tick" and len(args) in (1, 2):
                 try:

@@ -119,6 +119,9 @@ async def test_repl_lines_drive_the_session(session, app):
     assert await repl.handle(":react 1 🎉") == "reacted"
     assert "now " in await repl.handle(":advance 1d")
     assert "error" in await repl.handle(":advance soon")
+    # Every run in between is played: a step is bounded, and a huge number is an error.
+    assert "at most 120d at a time" in await repl.handle(":advance 121d")
+    assert "too long" in await repl.handle(":advance 99999999999999999999d")
     assert "no job called" in await repl.handle(":tick nope")
     assert "unknown or incomplete" in await repl.handle(":reply 1")
     assert await repl.handle(":quit") is None
