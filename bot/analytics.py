@@ -59,6 +59,7 @@ from typing import NamedTuple
 
 from bot.config import AnalyticsSettings
 from bot.quiet import quiet_states
+from bot.reflection_templates import counted
 from storage import analytics_queries as q
 from storage.repos import Store
 
@@ -551,9 +552,9 @@ def figure_lines(a: Analytics, *, names: int = 5) -> list[str]:
 
     share = "n/a" if f.facilitator_share is None else f"{f.facilitator_share:.0%}"
     lines = [
-        f"Members: {f.members} ({f.facilitators} facilitator"
-        f"{'' if f.facilitators == 1 else 's'}), active: {f.active_members}; "
-        f"{f.contributions} contributions, {f.interactions} interactions, {f.threads} threads",
+        f"Members: {f.members} ({counted(f.facilitators, 'facilitator')}), "
+        f"active: {f.active_members}; {counted(f.contributions, 'contribution')}, "
+        f"{counted(f.interactions, 'interaction')}, {counted(f.threads, 'thread')}",
         f"Density: {f.density:.3f}, reciprocity: {f.reciprocity:.0%}, "
         f"facilitator share of interactions: {share}"
         + (" (facilitator-centric)" if f.facilitator_centric else ""),
@@ -569,7 +570,7 @@ def figure_lines(a: Analytics, *, names: int = 5) -> list[str]:
     )
     lines.append(
         f"Median time to first reply: {median}; unanswered after "
-        f"{a.settings.unanswered_hours}h: {f.unanswered} of {f.posts} posts"
+        f"{a.settings.unanswered_hours}h: {f.unanswered} of {counted(f.posts, 'post')}"
     )
     return lines
 

@@ -216,6 +216,13 @@ async def test_network_command_is_for_facilitators_and_sends_a_picture(session):
     assert "usage" in bad.lower()
 
 
+async def test_network_figures_count_in_words_for_one(session):
+    await session.say("alice", "My first idea")
+    text = await session.command("fran", "/course network")
+    assert "(1 facilitator), active: 1; 1 contribution, 0 interactions, 1 thread" in text
+    assert "unanswered after 24h: 0 of 1 post" in text and "1 posts" not in text
+
+
 async def test_me_and_stats_show_the_pattern_and_last_weeks(session):
     for name in ("pat", "quinn", "xa", "yb"):
         await session.join(name)
