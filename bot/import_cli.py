@@ -47,6 +47,7 @@ def _run(
     from bot.config import ConfigError
     from bot.errors import UserError
     from bot.importers.common import ImportProgress, open_import_app
+    from bot.reflection_templates import counted
 
     settings = settings_from(config, db)
     setup_logging("WARNING")
@@ -71,7 +72,8 @@ def _run(
     summary.render(out)
     where = f" --db {db}" if db is not None else f" --config {config}" if config else ""
     out.print(
-        f"{summary.stats.messages_read:,} messages in {summary.seconds:.1f}s "
+        f"{counted(summary.stats.messages_read, 'message', thousands=True)} "
+        f"in {summary.seconds:.1f}s "
         f"({summary.rate:,.0f} messages/s). See the course with: "
         f"hearth report{where} --community {summary.community_id}",
         soft_wrap=True,

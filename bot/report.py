@@ -34,6 +34,7 @@ from typing import Any
 
 from bot.analytics import LABELS, PATTERN_MEANING, PATTERNS, Analytics, compute_analytics
 from bot.config import Settings
+from bot.reflection_templates import counted
 from storage.analytics_queries import KIND_BITS
 from storage.repos import Store
 
@@ -346,7 +347,7 @@ def overview_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
             f"{'' if d['facilitators'] == 1 else 's'})",
         ),
         ("Active members", str(d["active_members"])),
-        ("Contributions", f"{d['contributions']} ({d['words']} words)"),
+        ("Contributions", f"{d['contributions']} ({counted(d['words'], 'word')})"),
         ("Interactions", str(d["interactions"])),
         ("Threads", str(d["threads"])),
         ("Density", f"{n['density']:.4f}"),

@@ -548,6 +548,7 @@ def alerts(
         out.append(f"{counted(reply_queue, 'reflection')} waiting for a response.")
     if reflections_answered is not None and learners and reflections_answered * 2 < learners:
         out.append(
-            f"Only {reflections_answered} of {learners} learners answered the reflection prompt."
+            f"Only {reflections_answered} of {counted(learners, 'learner')} answered the "
+            "reflection prompt."
         )
     return out

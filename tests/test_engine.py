@@ -266,6 +266,21 @@ async def test_setup_changes_settings(session, app):
     assert "cannot end before it starts" in out
 
 
+async def test_counts_of_one_read_in_the_singular(session, app):
+    await session.say("alice", "One idea")
+    assert "Your participation, last 1 day (only you see this)" in await session.command(
+        "alice", "/course me days:1"
+    )
+    assert "My course, last 1 day:" in await session.command("fran", "/course stats days:1")
+    assert "Interaction network, last 1 day:" in await session.command("fran", "/course network 1")
+    assert "Quiet members" in (quiet := await session.command("fran", "/course quiet"))
+    assert "of 1 learner\n" in quiet
+    session.member("zed")  # seen, never posted: one record, the member row
+    await session.say("zed", "hi", system=True)
+    out = await session.command("zed", "/course forgetme confirm:yes")
+    assert out.startswith("Done: erased 1 record about you."), out
+
+
 async def test_mydata_and_forgetme_leave_no_row(session, app):
     first = await session.say("zed_learner", "My idea https://example.org")
     await session.reply("bob", first, "Nice one @zed_learner")

@@ -15,6 +15,7 @@ from bot.actions import FileAttachment, Reply
 from bot.analytics import INACTIVE, compute_analytics, figure_lines, member_pattern
 from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext
+from bot.reflection_templates import counted
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,13 @@ class AnalyticsCog(Cog):
         )
         # Drawing takes a moment of CPU; a worker thread keeps the bot answering meanwhile.
         png = await asyncio.to_thread(
-            network_picture, analytics, title=f"{ctx.community['name']}, last {days} days"
+            network_picture,
+            analytics,
+            title=f"{ctx.community['name']}, last {counted(days, 'day')}",
         )
-        text = "\n".join([f"Interaction network, last {days} days:", *figure_lines(analytics)])
+        text = "\n".join(
+            [f"Interaction network, last {counted(days, 'day')}:", *figure_lines(analytics)]
+        )
         return Reply(
             text=text,
             ephemeral=True,

@@ -403,11 +403,11 @@ class ContributionsCog(Cog):
             row = await self.store.find_member(ctx.community_id, member)
             if row is None:
                 return f"I don't know a member called {member}."
-            header = f"{row['display_name'] or row['member_id']}, last {days} days:"
+            header = f"{row['display_name'] or row['member_id']}, last {counted(days, 'day')}:"
             lines = await self.participation_lines(ctx.community_id, row["member_id"], days)
             extra = await self._extra_member_lines(ctx.community_id, row["member_id"])
         else:
-            header = f"{ctx.community['name']}, last {days} days:"
+            header = f"{ctx.community['name']}, last {counted(days, 'day')}:"
             lines = await self.participation_lines(ctx.community_id, None, days)
             active, members = await self.store.active_members(
                 ctx.community_id, since=ctx.now - timedelta(days=days)
@@ -420,7 +420,11 @@ class ContributionsCog(Cog):
         lines = await self.participation_lines(ctx.community_id, ctx.member_id, days)
         extra = await self._extra_member_lines(ctx.community_id, ctx.member_id)
         return "\n".join(
-            [f"Your participation, last {days} days (only you see this):", *lines, *extra]
+            [
+                f"Your participation, last {counted(days, 'day')} (only you see this):",
+                *lines,
+                *extra,
+            ]
         )
 
     async def _extra_member_lines(self, community_id: str, member_id: str) -> list[str]:

@@ -68,7 +68,7 @@ from bot.policy import (
     next_allowed,
 )
 from bot.quiet import quiet_states
-from bot.reflection_templates import resolve
+from bot.reflection_templates import counted, resolve
 from storage.nudges_queries import NudgeRepo, Post
 
 log = logging.getLogger(__name__)
@@ -829,7 +829,7 @@ class NudgesCog(Cog):
         learners, _staff = await roster(self.store, self.settings, ctx.community_id)
         header = (
             f"Quiet members, {local_when(ctx.now, tz)} ({tz}): {len(entries)} of "
-            f"{len(learners)} learners"
+            f"{counted(len(learners), 'learner')}"
         )
         if not entries:
             return header + "\nEveryone is active. Nothing planned."
@@ -969,7 +969,7 @@ class NudgesCog(Cog):
         return (
             "Nudges are on. Hearth may now and then point you to a conversation or a question "
             "you might like, never at night in your timezone and never more than once every "
-            f"{self.settings.nudges.min_days_between} days."
+            f"{counted(self.settings.nudges.min_days_between, 'day')}."
         )
 
     async def cmd_snooze(self, ctx: CommandContext, until: date) -> str:

@@ -12,6 +12,7 @@ from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext
 from bot.events import ScheduledTick
 from bot.jobs import JobSpec
+from bot.reflection_templates import counted
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class PrivacyCog(Cog):
         removed = await engine.erase_member(ctx.community_id, ctx.member_id)
         rows = sum(removed.values())
         return (
-            f"Done: {rows} records about you were erased. If you keep posting, new "
+            f"Done: erased {counted(rows, 'record')} about you. If you keep posting, new "
             "messages are recorded again; `tracking off` stops that."
         )
 

@@ -531,7 +531,8 @@ class ReflectionsCog(Cog):
                 )
                 lines.append(
                     f"- {names.get(r['member_id'], r['member_id'])}, "
-                    f"{local_when(r['created_at'], tz)} ({r['word_count']} words) {where}"
+                    f"{local_when(r['created_at'], tz)} "
+                    f"({counted(r['word_count'], 'word')}) {where}"
                 )
             if len(queue) > REPLY_QUEUE_SHOWN:
                 lines.append(f"... and {len(queue) - REPLY_QUEUE_SHOWN} more")
@@ -833,7 +834,9 @@ class ReflectionsCog(Cog):
         mine = await self.repo.member_reflections(community_id, member_id)
         ids = {p["id"] for p in prompts}
         answered = len({r["prompt_id"] for r in mine if r["prompt_id"] in ids})
-        return [f"Reflections: answered {answered} of {len(prompts)} prompts this cohort"]
+        return [
+            f"Reflections: answered {answered} of {counted(len(prompts), 'prompt')} this cohort"
+        ]
 
     async def erase_member(self, community_id: str | None, member_id: str) -> None:
         # Reflection rows go with the store's schema-wide erase (MEMBER_COLUMNS); archived

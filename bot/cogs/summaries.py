@@ -730,7 +730,8 @@ class SummariesCog(Cog):
         name = f"hearth-export-{label.replace(' ', '')}-{first}-{last}.csv"
         return Reply(
             text=(
-                f"Gradebook export, {label}, {first} to {last} ({tz}): {len(rows)} learners. "
+                f"Gradebook export, {label}, {first} to {last} ({tz}): "
+                f"{counted(len(rows), 'learner')}. "
                 "Columns: " + ", ".join(_columns())
             ),
             files=(FileAttachment(name, data, "text/csv", "One row per learner"),),
