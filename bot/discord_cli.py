@@ -123,11 +123,27 @@ def sync_commands_command(
         registry = asyncio.run(registry_for(settings))
         typer.echo(json.dumps(command_json(settings, registry), indent=2))
         return
+    import aiohttp
+    import discord
+
     try:
         synced = asyncio.run(sync_commands(settings))
     except (ConfigError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        error = str(exc)
+    except discord.HTTPException as exc:
+        error = f"Discord refused the sync ({exc.status}: {exc.text})"
+        if exc.status == 403:
+            error += (
+                "; is the bot in every server of [discord] guild_ids, invited with the "
+                "applications.commands scope (hearth discord invite-url)?"
+            )
+    except (aiohttp.ClientError, OSError) as exc:
+        error = f"cannot reach Discord at {settings.discord.api_base_url}: {exc}"
+    else:
+        error = None
+    if error is not None:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2)
     for target, names in synced.items():
         typer.echo(f"synced to {target}: /" + ", /".join(names))
     if "global" in synced:

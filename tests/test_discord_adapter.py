@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -852,6 +853,36 @@ async def test_sync_commands_cli(tmp_path, emu) -> None:
     assert f"synced to guild {emu.world.guild_id}: /course" in result.output
     assert emu.guild_commands[emu.world.guild_id][0]["name"] == "course"
     assert not emu.sessions  # REST only: no gateway connection
+
+
+async def test_sync_commands_cli_says_why_discord_refused_or_cannot_be_reached(
+    tmp_path, emu
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}/api/v10"
+    for api, guild, expected in (
+        (emu.api_base, "4242", "Discord refused the sync (403: Missing Access); is the bot in"),
+        (nobody, emu.world.guild_id, f"cannot reach Discord at {nobody}: Cannot connect"),
+    ):
+        config = tmp_path / "config.toml"
+        config.write_text(
+            "[storage]\n"
+            f'path = "{tmp_path / "hearth.db"}"\n'
+            "[discord]\nenabled = true\n"
+            f'api_base_url = "{api}"\ngateway_url = "{emu.gateway_url}"\n'
+            f'guild_ids = ["{guild}"]\n'
+        )
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            result = await asyncio.to_thread(
+                CliRunner().invoke, cli, ["discord", "sync-commands", "--config", str(config)]
+            )
+        finally:
+            root.handlers[:], root.level = handlers, level
+        assert result.exit_code == 2, result.output
+        assert expected in result.stderr and "Traceback" not in result.output
 
 
 def test_sync_commands_dry_run_and_invite_url() -> None:
