@@ -885,6 +885,23 @@ async def test_sync_commands_cli_says_why_discord_refused_or_cannot_be_reached(
         assert expected in result.stderr and "Traceback" not in result.output
 
 
+async def test_no_warning_about_voice_libraries_hearth_never_uses(
+    tmp_path, emu, monkeypatch, caplog
+) -> None:
+    import discord
+
+    # As in a fresh process: discord.py warns once per process, then clears these.
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True)
+    app = await HearthApp.create(discord_settings(tmp_path, emu), migrate=False)
+    try:
+        client = build_discord_adapter(app).build_client()
+        await client.close()
+    finally:
+        await app.close()
+    assert "voice will NOT be supported" not in caplog.text
+
+
 def test_sync_commands_dry_run_and_invite_url() -> None:
     runner = CliRunner()
     dry = runner.invoke(cli, ["discord", "sync-commands", "--dry-run"])

@@ -327,6 +327,9 @@ class DiscordAdapter:
                 everyone=False, roles=False, users=True, replied_user=False
             ),
         }
+        # Hearth never joins voice: discord.py's warnings that the voice libraries (PyNaCl,
+        # davey) are missing, at every start and every sync-commands, would only worry.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         client: discord.Client
         if self.sharded:
             client = HearthShardedClient(shard_count=self.shard_count, **options)
