@@ -832,23 +832,29 @@ async def test_sync_commands_with_a_hidden_facilitator_root(tmp_path, emu) -> No
         assert "contributions" in (await callback_of(emu, allowed)).response_data["content"]
 
 
-async def test_sync_commands_cli(tmp_path, emu) -> None:
+async def _sync_commands_cli(tmp_path, emu, *, api: str, guild: str):
+    """``hearth discord sync-commands`` against ``api`` for ``guild``, as a user runs it
+    (in a thread: the emulator answers on this loop); the CLI's logging set-up undone."""
     config = tmp_path / "config.toml"
     config.write_text(
         "[storage]\n"
         f'path = "{tmp_path / "hearth.db"}"\n'
         "[discord]\nenabled = true\n"
-        f'api_base_url = "{emu.api_base}"\ngateway_url = "{emu.gateway_url}"\n'
-        f'guild_ids = ["{emu.world.guild_id}"]\n'
+        f'api_base_url = "{api}"\ngateway_url = "{emu.gateway_url}"\n'
+        f'guild_ids = ["{guild}"]\n'
     )
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        result = await asyncio.to_thread(
+        return await asyncio.to_thread(
             CliRunner().invoke, cli, ["discord", "sync-commands", "--config", str(config)]
         )
     finally:
         root.handlers[:], root.level = handlers, level
+
+
+async def test_sync_commands_cli(tmp_path, emu) -> None:
+    result = await _sync_commands_cli(tmp_path, emu, api=emu.api_base, guild=emu.world.guild_id)
     assert result.exit_code == 0, result.output
     assert f"synced to guild {emu.world.guild_id}: /course" in result.output
     assert emu.guild_commands[emu.world.guild_id][0]["name"] == "course"
@@ -865,22 +871,7 @@ async def test_sync_commands_cli_says_why_discord_refused_or_cannot_be_reached(
         (emu.api_base, "4242", "Discord refused the sync (403: Missing Access); is the bot in"),
         (nobody, emu.world.guild_id, f"cannot reach Discord at {nobody}: Cannot connect"),
     ):
-        config = tmp_path / "config.toml"
-        config.write_text(
-            "[storage]\n"
-            f'path = "{tmp_path / "hearth.db"}"\n'
-            "[discord]\nenabled = true\n"
-            f'api_base_url = "{api}"\ngateway_url = "{emu.gateway_url}"\n'
-            f'guild_ids = ["{guild}"]\n'
-        )
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
-            result = await asyncio.to_thread(
-                CliRunner().invoke, cli, ["discord", "sync-commands", "--config", str(config)]
-            )
-        finally:
-            root.handlers[:], root.level = handlers, level
+        result = await _sync_commands_cli(tmp_path, emu, api=api, guild=guild)
         assert result.exit_code == 2, result.output
         assert expected in result.stderr and "Traceback" not in result.output
 
