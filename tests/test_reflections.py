@@ -309,6 +309,8 @@ async def test_prompt_commands(tmp_path):
             "fran", '/course prompt schedule when:"2026-09-10 14:30" text:Share one link.'
         )
         assert "Scheduled prompt #3 for Thu 10 Sep, 14:30 (Europe/London)" in out
+        far = await session.command("fran", "/course prompt schedule 2062-09-11T08:00 Typo")
+        assert "when: 2062-09-11 is more than a year ahead" in far
         out = await session.command("fran", "/course prompt schedule 2026-09-11T08:00 Another")
         assert "Scheduled prompt #4" in out
         assert "cancel" in (await session.command("fran", "/course prompt cancel id:4")).lower()

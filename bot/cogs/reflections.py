@@ -74,6 +74,8 @@ TAG_PREFIX = "reflection:"
 NEGATIVE_TTL_SECONDS = 300
 CACHE_SIZE = 10_000
 REPLY_QUEUE_SHOWN = 15
+#: How far ahead a facilitator may schedule a prompt (as ``nudges snooze``): a cohort's span.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 def _title_of(text: str) -> str:
@@ -792,6 +794,9 @@ class ReflectionsCog(Cog):
         moment = parse_when(when, tz)
         if moment <= ctx.now:
             raise UserError(f"when: {local_when(moment, tz)} is in the past.")
+        if moment - ctx.now > MAX_SCHEDULE_AHEAD:
+            # Messages show a day without its year: a typo (2062 for 2026) would look right.
+            raise UserError(f"when: {moment.date().isoformat()} is more than a year ahead.")
         prompt = await self._create_own(ctx, text, moment)
         cancel = command(self._root(), f"prompt cancel id:{prompt['id']}")
         return (
