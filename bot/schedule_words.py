@@ -32,7 +32,9 @@ def schedule_words(cron: str, timezone: str, now: datetime) -> str:
     zone = ZoneInfo(timezone)
     # Read as bot.scheduler.trigger_for builds the live trigger.
     trigger = CronTrigger.from_crontab(cron, timezone=zone)
-    times = [t.astimezone(zone) for t in fire_times(trigger, now, now + _WINDOW)]
+    # One more than a weekly schedule can have in the window is enough to tell it is not
+    # one: a minutely job's 20,000 fire times took 0.3 s of the event loop to walk.
+    times = [t.astimezone(zone) for t in fire_times(trigger, now, now + _WINDOW, limit=15)]
     clock = {(t.hour, t.minute) for t in times}
     per_day = Counter(t.weekday() for t in times)
     weekly = (

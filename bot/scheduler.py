@@ -48,8 +48,10 @@ def trigger_for(job: JobSpec, timezone: str) -> CronTrigger:
     return CronTrigger.from_crontab(job.cron, timezone=ZoneInfo(timezone))
 
 
-def fire_times(trigger: CronTrigger, after: datetime, until: datetime) -> list[datetime]:
-    """Fire times t with after < t <= until.
+def fire_times(
+    trigger: CronTrigger, after: datetime, until: datetime, *, limit: int | None = None
+) -> list[datetime]:
+    """Fire times t with after < t <= until (the first ``limit`` of them, with one).
 
     Always asks for the next time after a cursor, without a previous fire time: APScheduler
     3.x can loop or repeat an instant around a DST fold when given one.
@@ -60,7 +62,7 @@ def fire_times(trigger: CronTrigger, after: datetime, until: datetime) -> list[d
     cursor = after.astimezone(UTC) + timedelta(microseconds=1)
     while True:
         current = trigger.get_next_fire_time(None, cursor)
-        if current is None or current > until:
+        if current is None or current > until or len(times) == limit:
             return times
         if current < cursor or (times and current <= times[-1]):
             cursor = cursor + timedelta(minutes=1)

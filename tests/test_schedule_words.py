@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.schedule_words import schedule_words
+from bot.scheduler import fire_times
 
 NOW = datetime(2026, 11, 29, 19, 53, tzinfo=UTC)  # a Sunday evening
 
@@ -23,6 +26,7 @@ NOW = datetime(2026, 11, 29, 19, 53, tzinfo=UTC)  # a Sunday evening
         # Not one time on fixed weekdays: the expression and when it next runs.
         ("*/15 * * * *", "on the schedule `*/15 * * * *` (next: Sun 29 Nov, 20:00)"),
         ("20 * * * *", "on the schedule `20 * * * *` (next: Sun 29 Nov, 20:20)"),
+        ("* * * * *", "on the schedule `* * * * *` (next: Sun 29 Nov, 19:54)"),
         ("0 9 1 * *", "on the schedule `0 9 1 * *` (next: Tue 1 Dec, 09:00)"),
     ],
 )
@@ -53,3 +57,11 @@ def test_in_the_communitys_own_zone():
     # 18:00 in Kolkata is 12:30 UTC: the words keep the zone the job is planned in.
     assert schedule_words("0 18 * * fri", "Asia/Kolkata", NOW) == "every Friday at 18:00"
     assert "next: Mon 30 Nov, 01:30" in schedule_words("30 * * * *", "Asia/Kolkata", NOW)
+
+
+def test_the_walk_of_fire_times_stops_at_its_limit():
+    # schedule_words reads at most 15 fire times: a minutely job has 20,160 in its window.
+    trigger = CronTrigger.from_crontab("* * * * *", timezone=ZoneInfo("UTC"))
+    times = fire_times(trigger, NOW, NOW + timedelta(days=14), limit=15)
+    assert len(times) == 15 and times[0] == datetime(2026, 11, 29, 19, 54, tzinfo=UTC)
+    assert len(fire_times(trigger, NOW, NOW + timedelta(hours=1))) == 60  # no limit: all

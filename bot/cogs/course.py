@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.cohort import display_name, facilitator_ids, roster
+from bot.cohort import display_name, facilitator_ids
 from bot.commands import CommandSpec, Option
 from bot.config import check_timezone
 from bot.engine import Cog, CommandContext
@@ -112,10 +112,10 @@ class CourseCog(Cog):
     async def _facilitator_names(self, community_id: str) -> list[str]:
         """Everyone Hearth treats as a facilitator (platform role, config, /course setup), by
         name where the member has been seen: platform ids mean nothing to a reader."""
-        _learners, staff = await roster(self.store, self.settings, community_id)
-        names = {row["member_id"]: display_name(row) for row in staff}
-        ids = await facilitator_ids(self.store, self.settings, community_id)
-        return sorted(names.get(i, i) for i in ids)
+        ids = sorted(await facilitator_ids(self.store, self.settings, community_id))
+        # A handful of lookups, not the whole member table: facilitators are few.
+        rows = [await self.store.get_member(community_id, i) for i in ids]
+        return sorted(display_name(row, fallback=i) for i, row in zip(ids, rows, strict=True))
 
     def _cog(self, name: str) -> Any:
         engine = self.services.engine
