@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import AwareDateTime
@@ -67,7 +67,15 @@ class Contribution(SQLModel, table=True):
         UniqueConstraint("community_id", "message_id", name="uq_contribution_message"),
         Index("ix_contribution_time", "community_id", "created_at"),
         Index("ix_contribution_member", "community_id", "member_id", "created_at"),
-        Index("ix_contribution_thread", "community_id", "thread_id"),
+        # Only rows in a thread, by time (migration 0008 says why).
+        Index(
+            "ix_contribution_thread_time",
+            "community_id",
+            "thread_id",
+            "created_at",
+            sqlite_where=text("thread_id IS NOT NULL"),
+            postgresql_where=text("thread_id IS NOT NULL"),
+        ),
         Index("ix_contribution_channel", "community_id", "channel_id", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -29,7 +29,7 @@ def engine_for(settings):
 def test_one_head():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(cfg).get_heads() == ["0007"]
+    assert ScriptDirectory.from_config(cfg).get_heads() == ["0008"]
 
 
 async def _columns(engine) -> dict[str, set[str]]:
@@ -45,15 +45,54 @@ async def _columns(engine) -> dict[str, set[str]]:
         return await conn.run_sync(read)
 
 
+async def _indexes(engine) -> dict[str, set[tuple]]:
+    """{table: {(index name, its columns, unique, partial)}} as the database reports them (not the
+    indexes PostgreSQL keeps for unique constraints, which are constraints in the models)."""
+
+    def read(conn):
+        inspector = inspect(conn)
+        return {
+            t: {
+                (
+                    i["name"],
+                    tuple(i["column_names"]),
+                    bool(i["unique"]),
+                    f"{conn.dialect.name}_where" in i.get("dialect_options", {}),
+                )
+                for i in inspector.get_indexes(t)
+                if "duplicates_constraint" not in i
+            }
+            for t in inspector.get_table_names()
+            if t != "alembic_version"
+        }
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
 async def test_migrations_build_the_model_schema(settings):
     engine = engine_for(settings)
     try:
-        assert await upgrade(engine) == (set(), {"0007"})
-        assert await current_revisions(engine) == {"0007"}
-        assert await upgrade(engine) == ({"0007"}, {"0007"})
+        assert await upgrade(engine) == (set(), {"0008"})
+        assert await current_revisions(engine) == {"0008"}
+        assert await upgrade(engine) == ({"0008"}, {"0008"})
         migrated = await _columns(engine)
-        expected = {t.name: {c.name for c in t.columns} for t in metadata().sorted_tables}
-        assert migrated == expected
+        tables = metadata().sorted_tables
+        assert migrated == {t.name: {c.name for c in t.columns} for t in tables}
+        # The indexes too: the queries' plans are written for them (tests/test_query_plans).
+        where = f"{engine.dialect.name}_where"
+        assert await _indexes(engine) == {
+            t.name: {
+                (
+                    i.name,
+                    tuple(c.name for c in i.columns),
+                    bool(i.unique),
+                    i.dialect_kwargs.get(where) is not None,
+                )
+                for i in t.indexes
+            }
+            for t in tables
+        }
     finally:
         await engine.dispose()
 
@@ -74,7 +113,7 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
         tables_before = set(await _columns(engine))
         assert "nudge" not in tables_before
         before, after = await upgrade(engine)
-        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0007"
+        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0008"
         tables_after = set(await _columns(engine))
         assert {"nudge", "kudos", "slack_installation"} <= tables_after
         async with engine.connect() as conn:

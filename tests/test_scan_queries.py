@@ -314,3 +314,107 @@ async def test_busiest_threads_equal_a_loop_over_every_row(app, monkeypatch, can
     # replies whose key comes from the parent's thread and from the parent.
     ranking = _ranking(rows)
     assert ranking[0][3] == 1 and ranking[1][3] == 1
+
+
+async def _threads(app, seed: int) -> list[dict]:
+    """Questions of every shape the open-questions test tells apart: top-level and inside
+    platform threads, answered by a reply, by someone else in the thread they opened, by a
+    later post in their thread, or only by their own author; some before the window."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+
+    def add(author: str, at: datetime, **keys) -> dict:
+        row = {
+            "community_id": CID,
+            "message_id": f"t{len(rows)}",
+            "member_id": author,
+            "channel_id": "help",
+            "thread_id": None,
+            "reply_to_id": None,
+            "reply_to_member_id": None,
+            "created_at": at,
+            "kinds": sq.QUESTION_BIT if rng.random() < 0.5 else 1,
+            "word_count": 4,
+            "attachments": 0,
+            **keys,
+        }
+        rows.append(row)
+        return row
+
+    for _ in range(80):
+        at = WINDOW + timedelta(minutes=rng.randint(-3 * 24 * 60, 7 * 24 * 60 - 1))
+        root = add(f"m{rng.randrange(5)}", at)
+        in_thread: list[dict] = []
+        for _ in range(rng.choice((0, 0, 1, 2, 4))):
+            at += timedelta(minutes=rng.randint(0, 300))
+            author = root["member_id"] if rng.random() < 0.3 else f"m{rng.randrange(5)}"
+            if rng.random() < 0.3:  # a reply to the root or to a post in the thread
+                parent = rng.choice([root, *in_thread])
+                other = parent["member_id"] if parent["member_id"] != author else None
+                keys = {"reply_to_id": parent["message_id"], "reply_to_member_id": other}
+                if parent is not root or rng.random() < 0.5:
+                    keys["thread_id"] = root["message_id"]
+                row = add(author, at, **keys)
+            else:
+                row = add(author, at, thread_id=root["message_id"])
+            if row["thread_id"] is not None:
+                in_thread.append(row)
+    async with app.store.engine.begin() as conn:
+        await conn.execute(insert(C), rows)
+    return rows
+
+
+def _open_questions(rows: list[dict], exclude: set[str]) -> list[dict]:
+    """The questions of the week nobody else answered, oldest first, by brute force."""
+
+    def answered(q: dict) -> bool:
+        return any(
+            WINDOW <= r["created_at"] < NOW
+            and r["reply_to_id"] == q["message_id"]
+            and r["reply_to_member_id"] is not None
+            for r in rows
+        ) or any(
+            r["member_id"] != q["member_id"]
+            and (
+                r["thread_id"] == q["message_id"]
+                or (
+                    q["thread_id"] is not None
+                    and r["thread_id"] == q["thread_id"]
+                    and r["created_at"] > q["created_at"]
+                )
+            )
+            for r in rows
+        )
+
+    open_ = [
+        q
+        for q in rows
+        if WINDOW <= q["created_at"] < NOW
+        and q["kinds"] & sq.QUESTION_BIT
+        and q["member_id"] not in exclude
+        and not answered(q)
+    ]
+    return sorted(open_, key=lambda q: (q["created_at"], q["message_id"]))
+
+
+async def test_open_questions_equal_a_loop_over_every_row(app):
+    rows = await _threads(app, seed=13)
+    for exclude in (set(), {"m0"}):
+        expected = _open_questions(rows, exclude)
+        count, oldest = await sq.open_questions(
+            app.store, CID, WINDOW, NOW, exclude_authors=exclude, limit=6
+        )
+        assert count == len(expected)
+        assert [q.message_id for q in oldest] == [q["message_id"] for q in expected[:6]]
+        assert [q.thread_id for q in oldest] == [q["thread_id"] for q in expected[:6]]
+    # The data has what the test is about: questions inside threads both open and answered
+    # by a later post, and questions answered only in the thread they opened.
+    in_window = [
+        q for q in rows if WINDOW <= q["created_at"] < NOW and q["kinds"] & sq.QUESTION_BIT
+    ]
+    still_open = {q["message_id"] for q in _open_questions(rows, set())}
+    threaded = [q for q in in_window if q["thread_id"]]
+    assert any(q["message_id"] in still_open for q in threaded)
+    assert any(q["message_id"] not in still_open for q in threaded)
+    opened = {r["thread_id"] for r in rows if r["thread_id"]}
+    assert any(q["message_id"] in opened and q["message_id"] not in still_open for q in in_window)
