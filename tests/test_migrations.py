@@ -29,7 +29,7 @@ def engine_for(settings):
 def test_one_head():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(cfg).get_heads() == ["0008"]
+    assert ScriptDirectory.from_config(cfg).get_heads() == ["0009"]
 
 
 async def _columns(engine) -> dict[str, set[str]]:
@@ -73,9 +73,9 @@ async def _indexes(engine) -> dict[str, set[tuple]]:
 async def test_migrations_build_the_model_schema(settings):
     engine = engine_for(settings)
     try:
-        assert await upgrade(engine) == (set(), {"0008"})
-        assert await current_revisions(engine) == {"0008"}
-        assert await upgrade(engine) == ({"0008"}, {"0008"})
+        assert await upgrade(engine) == (set(), {"0009"})
+        assert await current_revisions(engine) == {"0009"}
+        assert await upgrade(engine) == ({"0009"}, {"0009"})
         migrated = await _columns(engine)
         tables = metadata().sorted_tables
         assert migrated == {t.name: {c.name for c in t.columns} for t in tables}
@@ -113,7 +113,7 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
         tables_before = set(await _columns(engine))
         assert "nudge" not in tables_before
         before, after = await upgrade(engine)
-        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0008"
+        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0009"
         tables_after = set(await _columns(engine))
         assert {"nudge", "kudos", "slack_installation"} <= tables_after
         async with engine.connect() as conn:

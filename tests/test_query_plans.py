@@ -58,24 +58,37 @@ async def store(tmp_path):
     await engine.dispose()
 
 
-async def _plan_of_open_questions(store: Store) -> list[str]:
-    """EXPLAIN QUERY PLAN of the statement ``open_questions`` really runs."""
+async def _plans(store: Store, run) -> list[list[str]]:
+    """EXPLAIN QUERY PLAN of each SELECT that ``run()`` really sends to the database."""
     seen: list[tuple[str, tuple]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
-        if "open_questions" in statement:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             seen.append((statement, parameters))
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        count, _ = await sq.open_questions(store, "plans", WINDOW, NOW, exclude_authors={"u0"})
+        await run()
     finally:
         event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
-    assert count > 0
-    [(statement, parameters)] = seen
+    plans = []
     async with store.engine.connect() as conn:
-        plan = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        return [row[3] for row in plan]
+        for statement, parameters in seen:
+            plan = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            plans.append([row[3] for row in plan])
+    return plans
+
+
+async def _plan_of_open_questions(store: Store) -> list[str]:
+    counted = []
+
+    async def run():
+        count, _ = await sq.open_questions(store, "plans", WINDOW, NOW, exclude_authors={"u0"})
+        counted.append(count)
+
+    [plan] = await _plans(store, run)
+    assert counted[0] > 0
+    return plan
 
 
 def _thread_lookups(plan: list[str]) -> list[str]:
@@ -83,14 +96,43 @@ def _thread_lookups(plan: list[str]) -> list[str]:
     return [line for line in plan if line.split(" USING")[0] in ("SEARCH r", "SCAN r")]
 
 
-@pytest.mark.parametrize("analyzed", [False, True], ids=["no statistics", "after ANALYZE"])
+async def _analyze(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+
+
+ANALYZED = pytest.mark.parametrize("analyzed", [False, True], ids=["no stats", "after ANALYZE"])
+
+
+@ANALYZED
 async def test_open_questions_look_threads_up_by_thread_and_time(store, analyzed):
     if analyzed:
-        async with store.engine.begin() as conn:
-            await conn.execute(text("ANALYZE"))
+        await _analyze(store)
     plan = await _plan_of_open_questions(store)
     lookups = _thread_lookups(plan)
     assert len(lookups) == 2, plan
     for line in lookups:
         assert line.startswith("SEARCH r USING INDEX ix_contribution_thread_time "), plan
         assert "thread_id=?" in line, plan
+
+
+@ANALYZED
+async def test_the_weekly_window_scans_read_the_time_index_alone(store, analyzed):
+    """The days, the week before, the busiest conversations and the open questions each
+    scan the week's range: from the covering time index, without a lookup of each row in
+    the table."""
+    if analyzed:
+        await _analyze(store)
+
+    async def run():
+        await sq.daily_counts(store, "plans", [WINDOW - timedelta(days=7), WINDOW], NOW)
+        await sq.busiest_threads(store, "plans", WINDOW, NOW)
+        await sq.open_questions(store, "plans", WINDOW, NOW)
+
+    plans = await _plans(store, run)
+    assert len(plans) == 3
+    for plan in plans:
+        scans = [line for line in plan if "created_at>? AND created_at<?" in line]
+        assert scans, plan
+        for line in scans:
+            assert "USING COVERING INDEX ix_contribution_time " in line, plan
