@@ -143,8 +143,11 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
 class Synthetic:
     """A large synthetic community, the same rows whichever database it is written to.
 
-    Activity is skewed like real courses (a few very active members, a long tail); about
-    half the messages are replies, so the edge table is about half as large.
+    Activity is skewed like real courses (a few very active members, a long tail). About
+    half the messages are replies, each to one of the fifty messages before it, so the edge
+    table is about half as large. A reply joins its parent's conversation, and half of the
+    conversations are platform threads (as on Slack, where every reply is in one): about a
+    quarter of the messages are posted in a thread, questions among them.
     """
 
     community: str = "bench"
@@ -172,13 +175,19 @@ class Synthetic:
         weights = [1 / (i + 1) ** 0.8 for i in range(self.members)]
         step = max((self.end - self.start).total_seconds() / self.contributions, 0.001)
         authors = rng.choices(range(self.members), weights=weights, k=self.contributions)
+        # The conversation (its first message) of the last messages: a reply's parent is
+        # one of the fifty before it.
+        roots = [0] * 64
         batch_c: list[tuple] = []
         batch_e: list[tuple] = []
         for i in range(self.contributions):
             at = self.start + timedelta(seconds=i * step)
             author = f"u{authors[i]}"
-            reply = i > 10 and rng.random() < 0.5
-            target = f"u{authors[rng.randint(max(0, i - 50), i - 1)]}" if reply else None
+            parent = rng.randint(max(0, i - 50), i - 1) if i > 10 and rng.random() < 0.5 else -1
+            root = roots[parent % 64] if parent >= 0 else i
+            roots[i % 64] = root
+            # NULL when the reply answers the author's own message, as Hearth stores it.
+            target = f"u{authors[parent]}" if parent >= 0 else None
             if target == author:
                 target = None
             mask = rng.choice(KIND_MASKS)
@@ -187,12 +196,11 @@ class Synthetic:
                     self.community,
                     str(i),
                     author,
-                    f"c{i % 12}",
-                    None,
-                    str(i - 1) if target else None,
+                    f"c{root % 12}",
+                    str(root) if parent >= 0 and root % 2 == 0 else None,
+                    str(parent) if parent >= 0 else None,
                     target,
-                    # As Hearth stores it: the replied-to message (none is in a thread), or itself.
-                    str(i - 1) if target else str(i),
+                    str(root),  # the conversation, stored as Hearth stores it
                     at,
                     mask,
                     rng.randint(3, 80),
