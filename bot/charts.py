@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -323,54 +324,130 @@ def activity_chart(
 ) -> bytes:
     """Activity over time as PNG bytes: grey bars for ``total`` (optional) and one line per
     series (e.g. per contribution kind; a message can have several kinds, so lines, not a
-    stack). ``labels`` are the x positions: days, week starts or any text."""
-    from matplotlib.ticker import MaxNLocator
+    stack). ``labels`` are the x positions: days, week starts or any text.
 
-    colors = dict(KIND_COLORS if colors is None else colors)
-    fig = _figure(width, height, dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    xs = list(range(len(labels)))
-    if total is not None:
-        ax.bar(xs, list(total), color="#DDDDDD", label=total_label, zorder=1)
-    for index, (name, values) in enumerate(series.items()):
-        ax.plot(
-            xs,
-            list(values),
-            marker="o" if len(xs) <= 31 else None,
-            markersize=3,
-            linewidth=1.6,
-            color=_color(name, colors, index),
-            label=name.replace("_", " "),
-            zorder=2,
+    A chart of the same shape as an earlier one (as many positions, the same series, titles,
+    colours and size, as every weekly summary's) is drawn on that chart's figure with the
+    new numbers, and comes out byte for byte as on a new figure. Building the figure and
+    laying it out the first time took 20-30 ms of the weekly chart's 70-80.
+    """
+    shape = _ActivityShape(
+        len(labels),
+        tuple(series),
+        total is not None,
+        title,
+        ylabel,
+        total_label,
+        tuple(sorted((KIND_COLORS if colors is None else colors).items())),
+        width,
+        height,
+        dpi,
+    )
+    with _reuse_lock:
+        chart = _reused.pop(shape, None) or _ActivityFigure(shape)
+        _reused[shape] = chart  # the most recently used last
+        while len(_reused) > _REUSED_MAX:
+            del _reused[next(iter(_reused))]
+        chart.update(labels, series, total)
+        return _png(chart.fig)
+
+
+@dataclass(frozen=True, slots=True)
+class _ActivityShape:
+    """What an activity chart's figure is built from: all but its numbers and labels."""
+
+    positions: int
+    series: tuple[str, ...]
+    total: bool
+    title: str
+    ylabel: str
+    total_label: str
+    colors: tuple[tuple[str, str], ...]
+    width: float
+    height: float
+    dpi: int
+
+
+class _ActivityFigure:
+    """An activity chart's figure, and the artists that carry its numbers."""
+
+    def __init__(self, shape: _ActivityShape) -> None:
+        from matplotlib.ticker import MaxNLocator
+
+        colors = dict(shape.colors)
+        width, height = shape.width, shape.height
+        self.fig = fig = _figure(width, height, shape.dpi)
+        self.ax = ax = fig.add_subplot(1, 1, 1)
+        xs = list(range(shape.positions))
+        zeros = [0] * shape.positions
+        self.bars = None
+        if shape.total:
+            self.bars = ax.bar(xs, zeros, color="#DDDDDD", label=shape.total_label, zorder=1)
+        self.lines = [
+            ax.plot(
+                xs,
+                zeros,
+                marker="o" if len(xs) <= 31 else None,
+                markersize=3,
+                linewidth=1.6,
+                color=_color(name, colors, index),
+                label=name.replace("_", " "),
+                zorder=2,
+            )[0]
+            for index, name in enumerate(shape.series)
+        ]
+        # A fixed title position: left to matplotlib, it measures the axes' whole layout at
+        # each draw to place it (about 4 ms of the weekly chart's 75).
+        ax.set_title(shape.title, y=1.0, pad=8)
+        ax.set_ylabel(shape.ylabel)
+        ax.grid(axis="y", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        self.ticks = xs[:: max(1, math.ceil(len(xs) / 14))]
+        if xs:
+            ncols = min(3, len(shape.series) + shape.total)
+            ax.legend(fontsize=8, ncols=ncols, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no activity", ha="center", va="center", transform=ax.transAxes)
+        # Five steps at most on the count axis: each tick is a handful of artists to make and
+        # draw (the default, up to ten, cost the weekly chart about 7 ms of its 70).
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        # Fixed margins (in inches: rotated day or "week of" labels, counts up to six
+        # digits), not tight_layout, which measured every text to find them (a quarter of the
+        # chart's time).
+        fig.subplots_adjust(
+            left=0.95 / width, right=1 - 0.15 / width, top=1 - 0.4 / height, bottom=0.75 / height
         )
-    # A fixed title position: left to matplotlib, it measures the axes' whole layout at each
-    # draw to place it (about 4 ms of the weekly chart's 75).
-    ax.set_title(title, y=1.0, pad=8)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
-    if xs:
-        step = max(1, math.ceil(len(xs) / 14))
-        ticks = xs[::step]
-        text = _tick_labels(labels)
-        ax.set_xticks(ticks, [text[i] for i in ticks], rotation=30, ha="right", fontsize=8)
-        ax.legend(fontsize=8, ncols=min(3, len(series) + (total is not None)), loc="upper left")
-    else:
-        ax.text(0.5, 0.5, "no activity", ha="center", va="center", transform=ax.transAxes)
-    # Headroom above the highest bar or point so the legend never covers data.
-    highest = max(
-        [*(total or []), *(v for values in series.values() for v in values), 1], default=1
-    )
-    ax.set_ylim(0, highest * 1.35)
-    # Five steps at most on the count axis: each tick is a handful of artists to make and
-    # draw (the default, up to ten, cost the weekly chart about 7 ms of its 70).
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    # Fixed margins (in inches: rotated day or "week of" labels, counts up to six digits), not
-    # tight_layout, which measured every text to find them (a quarter of the chart's time).
-    fig.subplots_adjust(
-        left=0.95 / width, right=1 - 0.15 / width, top=1 - 0.4 / height, bottom=0.75 / height
-    )
-    return _png(fig)
+
+    def update(
+        self,
+        labels: Sequence[date | datetime | str],
+        series: Mapping[str, Sequence[float]],
+        total: Sequence[float] | None,
+    ) -> None:
+        """Put these numbers and labels on the figure."""
+        for bar, value in zip(self.bars or (), total or (), strict=True):
+            bar.set_height(value)
+        for line, values in zip(self.lines, series.values(), strict=True):
+            line.set_ydata(list(values))
+        if self.ticks:
+            text = _tick_labels(labels)
+            self.ax.set_xticks(
+                self.ticks, [text[i] for i in self.ticks], rotation=30, ha="right", fontsize=8
+            )
+        # Headroom above the highest bar or point so the legend never covers data.
+        highest = max(
+            [*(total or []), *(v for values in series.values() for v in values), 1], default=1
+        )
+        self.ax.set_ylim(0, highest * 1.35)
+
+
+#: Activity figures kept for reuse (:func:`activity_chart`), by shape, the least recently used
+#: first. One chart at a time draws on them: drawing holds the interpreter lock anyway. Each
+#: kept figure holds about 2.4 MB (its canvas among them), so only two are kept: every weekly
+#: summary's shape, and one more.
+_reused: dict[_ActivityShape, _ActivityFigure] = {}
+_reuse_lock = threading.Lock()
+_REUSED_MAX = 2
 
 
 def distribution_chart(
