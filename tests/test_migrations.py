@@ -137,10 +137,15 @@ async def test_postgres_sessions_run_without_jit(settings):
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-async def test_postgres_sessions_get_the_configured_work_mem_and_no_parallel_workers(app):
+async def test_postgres_sessions_get_work_mem_no_parallel_workers_and_custom_plans(app):
     async with app.store.engine.connect() as conn:
         show = {
             name: (await conn.execute(text(f"SHOW {name}"))).scalar_one()
-            for name in ("work_mem", "max_parallel_workers_per_gather", "jit")
+            for name in ("work_mem", "max_parallel_workers_per_gather", "jit", "plan_cache_mode")
         }
-    assert show == {"work_mem": "16MB", "max_parallel_workers_per_gather": "0", "jit": "off"}
+    assert show == {
+        "work_mem": "16MB",
+        "max_parallel_workers_per_gather": "0",
+        "jit": "off",
+        "plan_cache_mode": "force_custom_plan",
+    }
