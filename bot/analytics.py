@@ -59,7 +59,7 @@ from typing import NamedTuple
 
 from bot.config import AnalyticsSettings
 from bot.quiet import quiet_states
-from bot.reflection_templates import counted
+from bot.wording import counted
 from storage import analytics_queries as q
 from storage.repos import Store
 

@@ -47,7 +47,7 @@ def _run(
     from bot.config import ConfigError
     from bot.errors import UserError
     from bot.importers.common import ImportProgress, open_import_app
-    from bot.reflection_templates import counted
+    from bot.wording import counted
 
     settings = settings_from(config, db)
     setup_logging("WARNING")

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bot.config import AnalyticsSettings
-from bot.reflection_templates import counted
+from bot.wording import counted
 from storage.queries import MemberActivity, member_activity
 from storage.repos import Store
 

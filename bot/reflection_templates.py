@@ -204,13 +204,6 @@ class Templates:
         return self.texts[section][key].format(**values)
 
 
-def counted(n: int, singular: str, plural: str | None = None, *, thousands: bool = False) -> str:
-    """``1 question``, ``3 questions`` (``12,400 messages`` with ``thousands``): counts that
-    messages and templates use as phrases."""
-    number = f"{n:,}" if thousands else str(n)
-    return f"{number} {singular if n == 1 else (plural or singular + 's')}"
-
-
 def load_templates(path: Path) -> Templates:
     """Load and check the message templates; :class:`ConfigError` names file, key, placeholder."""
     raw = read_toml(path)

@@ -34,7 +34,7 @@ from typing import Any
 
 from bot.analytics import LABELS, PATTERN_MEANING, PATTERNS, Analytics, compute_analytics
 from bot.config import Settings
-from bot.reflection_templates import counted
+from bot.wording import counted
 from storage.analytics_queries import KIND_BITS
 from storage.repos import Store
 

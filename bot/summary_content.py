@@ -26,7 +26,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.actions import Field, FileAttachment, RichContent, Section
-from bot.reflection_templates import Templates, counted
+from bot.reflection_templates import Templates
+from bot.wording import counted
 
 KINDS: tuple[str, ...] = ("idea", "builds_on", "reference", "question", "support")
 KIND_LABELS = {

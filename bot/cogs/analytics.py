@@ -15,7 +15,7 @@ from bot.actions import FileAttachment, Reply
 from bot.analytics import INACTIVE, compute_analytics, figure_lines, member_pattern
 from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext
-from bot.reflection_templates import counted
+from bot.wording import counted
 
 log = logging.getLogger(__name__)
 

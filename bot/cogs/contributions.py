@@ -30,7 +30,7 @@ from bot.events import (
     ReactionAdded,
     ReactionRemoved,
 )
-from bot.reflection_templates import counted
+from bot.wording import counted
 from storage.repos import C, E, masks_to_kinds
 
 log = logging.getLogger(__name__)

@@ -68,7 +68,8 @@ from bot.policy import (
     next_allowed,
 )
 from bot.quiet import quiet_states
-from bot.reflection_templates import counted, resolve
+from bot.reflection_templates import resolve
+from bot.wording import counted
 from storage.nudges_queries import NudgeRepo, Post
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext
 from bot.events import ScheduledTick
 from bot.jobs import JobSpec
-from bot.reflection_templates import counted
+from bot.wording import counted
 
 log = logging.getLogger(__name__)
 

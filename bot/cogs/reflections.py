@@ -59,11 +59,11 @@ from bot.reflection_templates import (
     DEFAULT_TEMPLATES,
     PromptSequence,
     Templates,
-    counted,
     load_prompts,
     load_templates,
     resolve,
 )
+from bot.wording import counted
 from storage.reflections_queries import ReflectionRepo
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from bot.events import ScheduledTick
 from bot.export import export_csv, export_rows
 from bot.jobs import JobSpec
 from bot.policy import calendar, may_message
-from bot.reflection_templates import DEFAULT_TEMPLATES, counted, load_templates, resolve
+from bot.reflection_templates import DEFAULT_TEMPLATES, load_templates, resolve
 from bot.summary_content import (
     KINDS,
     LearnerLine,
@@ -71,6 +71,7 @@ from bot.summary_content import (
     mirror_content,
     weekly_chart,
 )
+from bot.wording import counted
 from storage import summary_queries as sq
 from storage.reflections_queries import ReflectionRepo
 from storage.schema import metadata
