@@ -58,8 +58,8 @@ async def store(tmp_path):
     await engine.dispose()
 
 
-async def _plans(store: Store, run) -> list[list[str]]:
-    """EXPLAIN QUERY PLAN of each SELECT that ``run()`` really sends to the database."""
+async def _plans(store: Store, run) -> tuple[object, list[list[str]]]:
+    """What ``run()`` returns, and EXPLAIN QUERY PLAN of each SELECT it really sends."""
     seen: list[tuple[str, tuple]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):
@@ -68,7 +68,7 @@ async def _plans(store: Store, run) -> list[list[str]]:
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        await run()
+        result = await run()
     finally:
         event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
     plans = []
@@ -76,18 +76,14 @@ async def _plans(store: Store, run) -> list[list[str]]:
         for statement, parameters in seen:
             plan = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
             plans.append([row[3] for row in plan])
-    return plans
+    return result, plans
 
 
 async def _plan_of_open_questions(store: Store) -> list[str]:
-    counted = []
-
-    async def run():
-        count, _ = await sq.open_questions(store, "plans", WINDOW, NOW, exclude_authors={"u0"})
-        counted.append(count)
-
-    [plan] = await _plans(store, run)
-    assert counted[0] > 0
+    (count, _oldest), [plan] = await _plans(
+        store, lambda: sq.open_questions(store, "plans", WINDOW, NOW, exclude_authors={"u0"})
+    )
+    assert count > 0
     return plan
 
 
@@ -129,7 +125,7 @@ async def test_the_weekly_window_scans_read_the_time_index_alone(store, analyzed
         await sq.busiest_threads(store, "plans", WINDOW, NOW)
         await sq.open_questions(store, "plans", WINDOW, NOW)
 
-    plans = await _plans(store, run)
+    _, plans = await _plans(store, run)
     assert len(plans) == 3
     for plan in plans:
         scans = [line for line in plan if "created_at>? AND created_at<?" in line]
