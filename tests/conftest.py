@@ -76,6 +76,9 @@ def backend(request) -> str:
 
 BACKENDS = ["sqlite", "postgresql"]
 
+#: The newest migration: the revision a new or upgraded database ends at.
+MIGRATION_HEAD = "0010"
+
 
 @pytest.fixture
 async def settings(tmp_path, backend) -> Settings:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bot.cli import cli
 from bot.console_repl import Repl
-from tests.conftest import _pg_reachable, postgres_url
+from tests.conftest import MIGRATION_HEAD, _pg_reachable, postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +28,10 @@ def test_db_upgrade_creates_and_is_idempotent(tmp_path):
     runner = CliRunner()
     first = runner.invoke(cli, ["db", "upgrade", "--db", str(db)])
     assert first.exit_code == 0, first.output
-    assert "created the schema (revision 0009)" in first.output
+    assert f"created the schema (revision {MIGRATION_HEAD})" in first.output
     second = runner.invoke(cli, ["db", "upgrade", "--db", str(db)])
     assert second.exit_code == 0
-    assert "already up to date (revision 0009)" in second.output
+    assert f"already up to date (revision {MIGRATION_HEAD})" in second.output
     tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
     assert {"contribution", "edge", "member", "job_claim", "alembic_version"} <= tables
 

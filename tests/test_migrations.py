@@ -6,15 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
-from storage.db import MIGRATIONS, current_revisions, make_engine, schema_change, upgrade
+from storage.db import (
+    MIGRATIONS,
+    _alembic_config,
+    current_revisions,
+    make_engine,
+    schema_change,
+    upgrade,
+)
 from storage.queries import conversation_key
 from storage.repos import C
 from storage.schema import metadata
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, MIGRATION_HEAD
 
 
 @pytest.fixture(params=BACKENDS)
@@ -29,7 +37,7 @@ def engine_for(settings):
 def test_one_head():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(cfg).get_heads() == ["0009"]
+    assert ScriptDirectory.from_config(cfg).get_heads() == [MIGRATION_HEAD]
 
 
 async def _columns(engine) -> dict[str, set[str]]:
@@ -73,9 +81,9 @@ async def _indexes(engine) -> dict[str, set[tuple]]:
 async def test_migrations_build_the_model_schema(settings):
     engine = engine_for(settings)
     try:
-        assert await upgrade(engine) == (set(), {"0009"})
-        assert await current_revisions(engine) == {"0009"}
-        assert await upgrade(engine) == ({"0009"}, {"0009"})
+        assert await upgrade(engine) == (set(), {MIGRATION_HEAD})
+        assert await current_revisions(engine) == {MIGRATION_HEAD}
+        assert await upgrade(engine) == ({MIGRATION_HEAD}, {MIGRATION_HEAD})
         migrated = await _columns(engine)
         tables = metadata().sorted_tables
         assert migrated == {t.name: {c.name for c in t.columns} for t in tables}
@@ -113,7 +121,9 @@ async def test_an_old_schema_is_upgraded_with_its_rows(settings):
         tables_before = set(await _columns(engine))
         assert "nudge" not in tables_before
         before, after = await upgrade(engine)
-        assert schema_change(before, after) == "migrated the schema from revision 0001 to 0009"
+        assert schema_change(before, after) == (
+            f"migrated the schema from revision 0001 to {MIGRATION_HEAD}"
+        )
         tables_after = set(await _columns(engine))
         assert {"nudge", "kudos", "slack_installation"} <= tables_after
         async with engine.connect() as conn:
@@ -149,3 +159,36 @@ async def test_postgres_sessions_get_work_mem_no_parallel_workers_and_custom_pla
         "jit": "off",
         "plan_cache_mode": "force_custom_plan",
     }
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgres_vacuums_the_insert_only_tables_after_fewer_inserts(settings):
+    """Migration 0010: autovacuum reaches new contribution and edge rows after 1% of the
+    table rather than 20%, so the week's scans read the covering index alone; downgrading
+    gives the server's default back."""
+    engine = engine_for(settings)
+
+    async def options() -> dict[str, list[str]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relnamespace = to_regnamespace(current_schema()) "
+                    "AND relname IN ('contribution', 'edge', 'member')"
+                )
+            )
+            return {name: list(opts or []) for name, opts in rows}
+
+    try:
+        await upgrade(engine)
+        insert_scale = "autovacuum_vacuum_insert_scale_factor=0.01"
+        assert await options() == {
+            "contribution": [insert_scale],
+            "edge": [insert_scale],
+            "member": [],
+        }
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0009"))
+        assert await options() == {"contribution": [], "edge": [], "member": []}
+    finally:
+        await engine.dispose()
