@@ -17,9 +17,9 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
+from bot.date_range import parse_date
 from bot.errors import UsageError
 
 OPTION_TYPES = ("string", "text", "integer", "member", "channel", "date", "choice", "boolean")
@@ -170,9 +170,9 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
         return lowered
     if option.type == "date":
         try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise bad(f"expected a date like 2027-01-10, got {raw[:40]!r}") from None
+            return parse_date(raw)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
     if option.type == "member":
         if not _MEMBER.match(raw) or len(raw) > 120:
             raise bad("expected a member like @alice")

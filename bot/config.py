@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.date_range import check_date
 from bot.errors import ConfigError
 
 _CRON_FIELD = re.compile(r"^[\w*/,\-?#LW]+$")
@@ -108,6 +109,16 @@ class CourseSettings(_Section):
     cohort_channel: str = ""
 
     _tz = field_validator("timezone")(check_timezone)
+
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _in_range(cls, value: date | None) -> date | None:
+        return None if value is None else check_date(value)
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays_in_range(cls, value: list[date]) -> list[date]:
+        return [check_date(day) for day in value]
 
 
 class SchedulerSettings(_Section):

@@ -20,6 +20,7 @@ from pathlib import Path
 import typer
 
 from bot.config import Settings
+from bot.date_range import parse_date
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ def _day(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ReportError(f"{option}: expected a date like 2026-09-07, got {value!r}") from None
+        return parse_date(value)
+    except ValueError as exc:
+        raise ReportError(f"{option}: {exc}") from None
 
 
 def report_window(

@@ -36,6 +36,8 @@ def test_example_config_is_valid():
         ("[slack]\ncommand = 'course'\n", "slack.command"),
         ("[slack]\noauth = true\nmode = 'socket'\n", 'oauth = true needs mode = "http"'),
         ("[storage\npath = 'x'\n", "not valid TOML"),
+        ("[course]\nstart_date = 0001-01-01\n", "expected a date between 1970-01-01"),
+        ("[course]\nholidays = [2026-12-24, 9999-12-31]\n", "course.holidays"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, text, expected):

@@ -235,6 +235,27 @@ async def test_malformed_commands_get_usage_lines(session):
     assert "stats" in await session.command("fran", "/course help")
 
 
+async def test_dates_off_the_calendar_get_usage_lines_and_change_nothing(session, app):
+    """0001-01-01 or 9999-12-31 is a typo: a usage line naming the range, not a crash in a
+    job later (a new cohort starting 0001-01-01 in a timezone east of UTC overflowed)."""
+    await session.command("fran", "/course setup timezone:Asia/Tokyo start:2026-09-01")
+    for command in (
+        "/course setup start:0001-01-01",
+        "/course setup end:9999-12-31",
+        "/course archive confirm:yes start:0001-01-01",
+        "/course export from:1969-12-31",
+    ):
+        out = await session.command("fran", command)
+        assert "expected a date between 1970-01-01 and 2999-12-31" in out, (command, out)
+        assert "usage: /course" in out, out
+    settings = await app.store.community_settings("console")
+    assert settings["start_date"] == "2026-09-01" and "end_date" not in settings
+    assert (await app.store.get_community("console"))["cohort"] == 1
+    # The ends of the range are dates like any other.
+    out = await session.command("fran", "/course setup start:1970-01-01 end:2999-12-31")
+    assert "Dates: 1970-01-01 to 2999-12-31" in out
+
+
 async def test_unexpected_error_gets_generic_answer(session, app, caplog):
     async def broken(ctx, days):
         raise RuntimeError("secret internals")

@@ -306,6 +306,7 @@ def test_hearth_report_cli(database, tmp_path):
         (["--community", "nope"], "no community 'nope'"),
         (["--since", "2026-09-10", "--until", "2026-09-08"], "--since must not be after"),
         (["--since", "7 Sept"], "expected a date like"),
+        (["--since", "0001-01-01"], "--since: expected a date between 1970-01-01 and 2999-12-31"),
     ],
 )
 def test_hearth_report_cli_errors(database, args, message):
