@@ -162,10 +162,10 @@ async def test_postgres_sessions_get_work_mem_no_parallel_workers_and_custom_pla
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-async def test_postgres_vacuums_the_insert_only_tables_after_fewer_inserts(settings):
-    """Migration 0010: autovacuum reaches new contribution rows after 1% of the
-    table rather than 20%, so the week's scans read the covering index alone; downgrading
-    gives the server's default back; a server older than 13 is left alone."""
+async def test_postgres_vacuums_new_contributions_after_fewer_inserts(settings):
+    """Migration 0010: autovacuum reaches new contribution rows after 1% of the table rather
+    than 20%, so the week's scans read the covering index alone; downgrading gives the
+    server's default back; a server older than 13 is left alone."""
     engine = engine_for(settings)
 
     async def options() -> dict[str, list[str]]:
