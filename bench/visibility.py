@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import event  # noqa: E402
 
 from bench.common import PG_URL, Synthetic, pg_schema, populate_postgres  # noqa: E402
 from bench.scale import samples_ms, weekly_summary  # noqa: E402
@@ -67,10 +70,6 @@ def _heap_fetches(plan: dict) -> int:
 async def _pages_read(app: HearthApp, community: str, now) -> tuple[int, int]:
     """(buffers, heap fetches) of the open questions' statement, from EXPLAIN (ANALYZE,
     BUFFERS): counts of work that do not drift with the machine's speed."""
-    import json
-
-    from sqlalchemy import event
-
     statements = []
 
     def capture(conn, cursor, statement, params, context, executemany):
