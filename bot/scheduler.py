@@ -141,10 +141,13 @@ class SchedulerService:
         latest fire time after the community appeared (within the grace period): APScheduler
         plans only fire times still to come and the refresh comes every 5 minutes, so a run
         due in between was lost (a weekly summary, for a week). Start's catch-up covers what
-        start plans; a timezone change re-plans without catching up (the run of that day may
-        have happened already under the old zone's time).
+        start plans. A job re-planned for a community's new timezone catches up the same way:
+        its time in the new zone may have passed while its time in the old one had not come.
+        If the old zone's time has come, that run happened, and :meth:`fire` does not repeat
+        it under the new zone's time.
         """
         wanted: dict[tuple[str, str], Planned] = {}
+        moved: set[tuple[str, str]] = set()  # planned before, in another timezone
         appeared: dict[str, datetime] = {}
         for community in await self.store.communities():
             appeared[community["id"]] = community["created_at"]
@@ -157,6 +160,8 @@ class SchedulerService:
                 if current is not None and current.timezone == tz:
                     wanted[key] = current
                     continue
+                if current is not None:
+                    moved.add(key)
                 wanted[key] = Planned(job, community["id"], tz, trigger_for(job, tz))
         if self._aps is not None:
             for key in set(self.planned) - set(wanted):
@@ -174,7 +179,7 @@ class SchedulerService:
                         max_instances=1,
                         replace_existing=True,
                     )
-        new = [planned for key, planned in wanted.items() if key not in self.planned]
+        new = [p for key, p in wanted.items() if key not in self.planned or key in moved]
         self.planned = wanted
         self._appeared = appeared
         if self.live and self._last_check is not None:
@@ -292,6 +297,8 @@ class SchedulerService:
         """Claim and run one (job, community, period). True if it ran here."""
         now = self.clock.now()
         when = fire_time or now
+        if period is None and await self._ran_near(job, community_id, when, now):
+            return False
         period = period or period_of(when)
         if not await self.store.claim(job, community_id, period, now=now, lease=self.lease):
             log.debug("job %s for %s period %s already claimed", job, community_id, period)
@@ -317,6 +324,42 @@ class SchedulerService:
         # the pages, and the process its peak size, until the next week's run.
         await asyncio.to_thread(release_freed_memory, collect=elapsed >= BIG_JOB_SECONDS)
         return True
+
+    async def _ran_near(self, job: str, community_id: str, when: datetime, now: datetime) -> bool:
+        """Whether the run due at ``when`` already happened at another time: a run of the job
+        for the community, other than ``when``'s own, less than half the gap to its previous
+        fire time away. Claims are per fire time, and a timezone change moves the fire time:
+        without this, a weekly summary that went out at 17:00 UTC went out again at 17:00 in
+        New York when the course moved there that afternoon."""
+        planned = self.planned.get((job, community_id))
+        if planned is None:
+            return False
+        # The previous fire time, within a month (jobs run daily or weekly); further back
+        # than that, any other run is far enough.
+        previous = last_fire_time(
+            planned.trigger, when - timedelta(days=32), when - timedelta(microseconds=1)
+        )
+        gap = (when - previous) if previous is not None else timedelta(days=32)
+        half = gap / 2
+        own = period_of(when)
+        nearby = await self.store.runs_between(
+            job,
+            community_id,
+            period_of(when - half + timedelta(minutes=1)),
+            period_of(when + half - timedelta(minutes=1)),
+            now=now,
+        )
+        others = [p for p in nearby if p != own]
+        if others:
+            log.info(
+                "job %s for %s due at %s skipped: it ran for %s (a change of timezone or "
+                "schedule moved its time)",
+                job,
+                community_id,
+                own,
+                ", ".join(others),
+            )
+        return bool(others)
 
     async def fire_now(self, job: str, community_id: str, period: str | None = None) -> bool:
         """Run a job by hand (``:tick NAME [PERIOD]``); the period defaults to this minute."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -510,6 +510,23 @@ class Store:
                     J.c.claimed_by == self.owner,
                 )
             )
+
+    async def runs_between(
+        self, job: str, community_id: str, first: str, last: str, *, now: datetime
+    ) -> list[str]:
+        """Periods of ``job`` for the community from ``first`` to ``last`` (inclusive) that
+        ran or run now: done, or claimed by a process whose lease holds. Scheduled periods
+        are UTC instants that sort as text; manual runs ("manual:...") sort after them and
+        are left out by the bounds."""
+        query = select(J.c.period).where(
+            J.c.job == job,
+            J.c.community_id == community_id,
+            J.c.period >= first,
+            J.c.period <= last,
+            or_(J.c.status == "done", J.c.expires_at >= now),
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     async def claims(self, job: str | None = None) -> list[dict[str, Any]]:
         query = select(J).order_by(J.c.id)

@@ -5,6 +5,7 @@ mid-run releasing the claim."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -291,14 +292,17 @@ def _fire_soon(app, job_id: str) -> None:
     aps.wakeup()
 
 
-def _fires(app) -> list[bool]:
-    """What each of the app's fires returned (True: it ran the job), as they finish."""
+def _fires(app, job: str | None = None) -> list[bool]:
+    """What each of the app's fires (of ``job``, or of every job) returned (True: it ran
+    the job), as they finish."""
     fired: list[bool] = []
     fire = app.scheduler.fire
 
     async def counted(*args, **kwargs):
-        fired.append(await fire(*args, **kwargs))
-        return fired[-1]
+        ran = await fire(*args, **kwargs)
+        if job is None or args[0] == job:
+            fired.append(ran)
+        return ran
 
     app.scheduler.fire = counted
     return fired
@@ -515,3 +519,73 @@ def test_last_fire_time_is_the_last_of_all_fire_times(cron, zone, until, hours, 
     after = until - timedelta(hours=hours, minutes=minutes)
     every = fire_times(trigger, after, until)
     assert last_fire_time(trigger, after, until) == (every[-1] if every else None)
+
+
+async def _move_to(app, community_id: str, timezone: str) -> None:
+    """Change the community's timezone (as /course setup does) and let the refresh re-plan."""
+    await app.store.update_community(community_id, timezone=timezone)
+    _fire_soon(app, "hearth-refresh")
+    key = ("test.daily", community_id)
+    await _until(lambda: app.scheduler.planned[key].timezone == timezone)
+    await _until(lambda: not app.scheduler._running)
+
+
+async def test_a_timezone_moved_west_after_the_run_does_not_run_it_again(
+    tmp_path, with_daily, caplog
+):
+    # London's 09:00 is 08:00 UTC; New York's is 13:00 UTC. The run happens in London, then
+    # at 09:00 UTC the course moves to New York: 13:00 UTC is that day's run again.
+    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
+    settings = make_settings(tmp_path / "west.db", course={"timezone": "Europe/London"})
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()
+    fired = _fires(app, "test.daily")
+    community = session.community_id
+    try:
+        clock.advance(timedelta(minutes=1, seconds=5))
+        _fire_soon(app, f"test.daily|{community}")
+        await _until(lambda: posts(session))
+        clock.advance(timedelta(hours=1))
+        await _move_to(app, community, "America/New_York")
+        clock.advance(timedelta(hours=4))  # 13:00:35 UTC, 09:00 in New York
+        _fire_soon(app, f"test.daily|{community}")
+        await _until(lambda: len(fired) == 2)
+        assert fired == [True, False]
+        assert posts(session) == ["good morning 2026-09-07T08:00Z"]
+        assert "it ran for 2026-09-07T08:00Z" in caplog.text
+        # The next day's 09:00 in New York is a run of its own.
+        clock.advance(timedelta(days=1))
+        _fire_soon(app, f"test.daily|{community}")
+        await _until(lambda: len(fired) == 3)
+        await _until(lambda: len(posts(session)) == 2)
+        assert posts(session)[-1] == "good morning 2026-09-08T13:00Z"
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await app.close()
+
+
+async def test_a_timezone_moved_east_past_the_run_catches_it_up_once(tmp_path, with_daily, caplog):
+    # London's 09:00 is 08:00 UTC; Helsinki's is 06:00 UTC. At 07:30 UTC the course moves
+    # to Helsinki: London's run has not come, Helsinki's has passed. It runs once, now.
+    clock = FakeClock(datetime(2026, 9, 7, 5, tzinfo=UTC))
+    settings = make_settings(tmp_path / "east.db", course={"timezone": "Europe/London"})
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
+    session = await ConsoleSession.open(app)
+    await session.say("alice", "hello")
+    await app.scheduler.start()
+    community = session.community_id
+    try:
+        assert daily(app).runs == []
+        clock.advance(timedelta(hours=2, minutes=30))
+        await _move_to(app, community, "Europe/Helsinki")
+        await _until(lambda: posts(session))
+        assert daily(app).runs == [(community, "2026-09-07T06:00Z")]
+        # London's 08:00 UTC is no longer planned: APScheduler now fires at Helsinki's 09:00.
+        job = app.scheduler._aps.get_job(f"test.daily|{community}")
+        assert str(job.trigger.timezone) == "Europe/Helsinki"
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await app.close()
