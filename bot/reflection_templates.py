@@ -36,13 +36,13 @@ MAX_TEXT = 1500
 TEMPLATE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
     "summary": {
         "title": frozenset({"course", "start", "end"}),
-        "intro": frozenset({"course", "contributions", "active", "learners"}),
+        "intro": frozenset({"course", "contributions", "active", "learners", "all_learners"}),
         "contributions_heading": frozenset(),
         "threads_heading": frozenset(),
         "newcomers_heading": frozenset(),
         "newcomers": frozenset({"names", "count"}),
         "reflections_heading": frozenset(),
-        "reflections": frozenset({"answered", "learners", "title"}),
+        "reflections": frozenset({"answered", "learners", "all_learners", "title"}),
         "no_prompt": frozenset(),
         "questions_heading": frozenset(),
         "questions": frozenset({"questions", "count"}),
@@ -66,7 +66,7 @@ TEMPLATE_FIELDS: dict[str, dict[str, frozenset[str]]] = {
     },
     "close": {
         "title": frozenset({"title"}),
-        "intro": frozenset({"answered", "learners", "title"}),
+        "intro": frozenset({"answered", "learners", "all_learners", "title"}),
         "queue": frozenset({"answers", "count"}),
         "queue_empty": frozenset(),
     },

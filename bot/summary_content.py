@@ -172,6 +172,7 @@ def cohort_summary(
                     contributions=counted(data.contributions, "contribution"),
                     active=data.active_learners,
                     learners=data.learners,
+                    all_learners=counted(data.learners, "learner"),
                 ),
             )
         )
@@ -221,6 +222,7 @@ def cohort_summary(
                 "reflections",
                 answered=data.reflections_answered,
                 learners=data.learners,
+                all_learners=counted(data.learners, "learner"),
                 title=data.prompt_title,
             )
         else:

@@ -115,6 +115,42 @@ def test_cohort_summary_text_for_a_constructed_week():
     assert quiet.is_empty()
 
 
+def test_a_cohort_of_one_reads_in_the_singular_and_old_templates_still_render(tmp_path):
+    since = datetime(2026, 9, 4, 16, tzinfo=UTC)
+    data = WeekData(
+        course="Pilot",
+        timezone="UTC",
+        since=since,
+        until=since + timedelta(days=7),
+        by_kind={"idea": 1},
+        contributions=1,
+        last_by_kind={},
+        last_contributions=0,
+        learners=1,
+        active_learners=1,
+        threads=[],
+        newcomers=[],
+        prompt_title="First steps",
+        reflections_answered=1,
+        reflections_in_week=1,
+        open_questions=0,
+        open_question_links=[],
+    )
+    text = cohort_summary(data, TEMPLATES, root="course").as_text()
+    assert "1 contribution from 1 of 1 learner this week" in text
+    assert '1 of 1 learner shared a reflection on "First steps"' in text
+    assert "learners" not in text
+    # A copy of the templates written for the numeric {learners} keeps working.
+    custom = tmp_path / "mine.toml"
+    custom.write_text(
+        DEFAULT_TEMPLATES.read_text().replace(
+            "{active} of {all_learners} this week", "{active} of {learners} people this week"
+        )
+    )
+    text = cohort_summary(replace(data, learners=3), load_templates(custom), root="course")
+    assert "1 contribution from 1 of 3 people this week" in text.as_text()
+
+
 def test_report_table_and_csv():
     line = LearnerLine(
         member_id="u1",

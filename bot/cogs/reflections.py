@@ -515,6 +515,7 @@ class ReflectionsCog(Cog):
                     "intro",
                     answered=len(answered & learner_ids),
                     learners=len(learners),
+                    all_learners=counted(len(learners), "learner"),
                     title=prompt["title"],
                 ),
                 fields=(
