@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, select, true
 
-from storage.repos import C, E, M, Store
+from storage.repos import C, E, M, Store, in_chunks
 
 
 @dataclass(slots=True)
@@ -129,16 +129,11 @@ async def member_activity(
         for a in out.values()
         if a.posts_in_window and not a.edges_given and not a.edges_received
     ]
-    # Usually a handful of members: one more seek each (in chunks that stay under the
-    # drivers' limits on bound parameters).
-    for i in range(0, len(alone), 5000):
+    # Usually a handful of members: one more seek each.
+    for chunk in in_chunks(alone):
         first = (
             select(C.c.member_id, func.min(C.c.created_at))
-            .where(
-                C.c.community_id == community_id,
-                C.c.member_id.in_(alone[i : i + 5000]),
-                *in_window,
-            )
+            .where(C.c.community_id == community_id, C.c.member_id.in_(chunk), *in_window)
             .group_by(C.c.member_id)
         )
         for member_id, at in await _all(store, first):

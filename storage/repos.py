@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -159,6 +159,19 @@ class Store:
                 .first()
             )
         return dict(row) if row else None
+
+    async def members_by_id(
+        self, community_id: str, member_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """{member id: member row} for those of ``member_ids`` the community has."""
+        await self.flush()
+        out: dict[str, dict[str, Any]] = {}
+        async with self.engine.connect() as conn:
+            for chunk in in_chunks(member_ids):
+                query = select(M).where(M.c.community_id == community_id, M.c.member_id.in_(chunk))
+                rows = (await conn.execute(query)).mappings()
+                out.update((r["member_id"], dict(r)) for r in rows)
+        return out
 
     async def members(self, community_id: str, *, include_bots: bool = False) -> list[dict]:
         await self.flush()
@@ -443,6 +456,23 @@ class Store:
             )
             return {r[0]: r[1] for r in rows}
 
+    async def prefs_of(
+        self, community_id: str, member_ids: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """{member id: {key: value}} of the preferences of ``member_ids`` (members without
+        any are left out)."""
+        out: dict[str, dict[str, str]] = {}
+        async with self.engine.connect() as conn:
+            for chunk in in_chunks(member_ids):
+                rows = await conn.execute(
+                    select(P.c.member_id, P.c.key, P.c.value).where(
+                        P.c.community_id == community_id, P.c.member_id.in_(chunk)
+                    )
+                )
+                for member_id, key, value in rows:
+                    out.setdefault(member_id, {})[key] = value
+        return out
+
     async def member_prefs(self, community_id: str, member_id: str) -> dict[str, str]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -603,6 +633,17 @@ class Store:
                     if count:
                         hits.append((table.name, column.name))
         return hits
+
+
+#: Ids per ``IN (...)`` list: under the drivers' limits on bound parameters (SQLite's
+#: 32,766, asyncpg's 32,767) with room for the rest of the statement.
+IN_CHUNK = 5000
+
+
+def in_chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``ids`` in pieces of :data:`IN_CHUNK`, one ``IN (...)`` list each."""
+    for i in range(0, len(ids), IN_CHUNK):
+        yield ids[i : i + IN_CHUNK]
 
 
 def _is_text(column) -> bool:

@@ -771,3 +771,65 @@ async def test_migration_creates_the_nudge_tables(tmp_path):
             assert columns == set(metadata().tables[table].c.keys()), table
     finally:
         await engine.dispose()
+
+
+async def test_the_policy_answers_for_a_whole_cohort_in_a_fixed_number_of_queries(tmp_path, clock):
+    """``message_verdicts`` gives each learner the answer ``may_message`` gives alone, with
+    the same few statements for five learners or fifty (it made five a learner when each
+    was checked on its own: 32 s for the reminders of a 5,000-member course)."""
+    from sqlalchemy import event
+
+    from bot.policy import may_message, message_verdicts
+
+    clock.set(START)
+    names = [f"learner{i}" for i in range(45)]
+    app, s = await open_course(tmp_path / "policy.db", clock, learners=("ann", "tom", *names))
+    try:
+        await app.store.upsert_member(CID, "robo", is_bot=True, display_name="robo", now=START)
+        await s.command("tom", "/course nudges off")
+        await s.command("ann", "/course nudges snooze until:2026-09-20")
+        await s.command(names[0], "/course tracking off")
+        await s.command(names[1], "/course timezone America/Los_Angeles")  # 02:00 there
+        await app.store.set_member_fields(CID, names[2], reachable=False)
+        await app.store.set_member_fields(CID, names[3], left_at=START)
+        expected = {
+            "fran": "facilitator",
+            "robo": "bot",
+            "ghost": "unknown member",
+            "tom": "opted out",
+            "ann": "snoozed until 2026-09-20",
+            names[0]: "tracking paused",
+            names[1]: "quiet hours",
+            names[2]: "unreachable (DMs closed)",
+            names[3]: "left the course",
+        }
+        everyone = [*expected, *names[4:]]
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, params, context, executemany):
+            statements.append(statement)
+
+        engine = app.store.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            few = await message_verdicts(app.store, app.settings, CID, everyone[:5], START)
+            n_few = len(statements)
+            statements.clear()
+            verdicts = await message_verdicts(app.store, app.settings, CID, everyone, START)
+            n_all = len(statements)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert n_all == n_few <= 4, statements
+        assert {m: v.reason for m, v in verdicts.items() if not v.allowed} == expected
+        assert all(verdicts[m].allowed for m in names[4:])
+        assert few == {m: verdicts[m] for m in everyone[:5]}
+        for member_id in everyone:
+            alone = await may_message(app.store, app.settings, CID, member_id, START)
+            assert alone == verdicts[member_id], member_id
+        # Past one IN list's worth of ids, the same answers.
+        strangers = [f"nobody{i}" for i in range(5000)]
+        many = await message_verdicts(app.store, app.settings, CID, [*strangers, *everyone], START)
+        assert {m: many[m] for m in everyone} == verdicts
+        assert {many[m].reason for m in strangers} == {"unknown member"}
+    finally:
+        await app.close()

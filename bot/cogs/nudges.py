@@ -14,7 +14,7 @@ How a round works (job ``nudges.round``, ``[nudges] schedule`` in the course tim
    after the nudge).
 2. Every learner whose quiet state (``bot.quiet``) is new, quiet, isolated or dropping goes
    through the ladder (:func:`bot.nudging.decide`), then the shared proactive-message policy
-   (:func:`bot.policy.may_message`), then hook choice (:func:`bot.nudging.choose_hook`).
+   (:func:`bot.policy.message_verdicts`), then hook choice (:func:`bot.nudging.choose_hook`).
 3. Each step is recorded once per absence episode (a unique key), then sent as a
    :class:`~bot.actions.DirectMessage` whose dedupe key is written to the sent ledger: two
    processes on one database send each nudge once. A member in their quiet hours gets the
@@ -63,8 +63,8 @@ from bot.policy import (
     PREF_TIMEZONE,
     calendar,
     in_quiet_hours,
-    may_message,
     member_timezone,
+    message_verdicts,
     next_allowed,
 )
 from bot.quiet import quiet_states
@@ -288,6 +288,11 @@ class NudgesCog(Cog):
         last_posts = await self.repo.last_posts(community_id, states, now)
         hooks: _HookData | None = None
         entries: list[PlanEntry] = []
+        # The policy for every learner in the round at once (two queries), though only those
+        # a nudge is decided for read it.
+        verdicts = await message_verdicts(
+            self.store, self.settings, community_id, list(states), now, purpose="nudge"
+        )
         for member_id, qs in sorted(states.items(), key=lambda i: i[1].display_name.lower()):
             member = members.get(member_id)
             if member is None:
@@ -319,9 +324,7 @@ class NudgesCog(Cog):
             entries.append(entry)
             if decision.action not in ("nudge", "holdout", "handoff"):
                 continue
-            verdict = await may_message(
-                self.store, self.settings, community_id, member_id, now, purpose="nudge"
-            )
+            verdict = verdicts[member_id]
             quiet_hours = not verdict.allowed and verdict.reason == "quiet hours"
             if not verdict.allowed and not quiet_hours:
                 entry.action, entry.reason = "skip", verdict.reason
@@ -651,11 +654,15 @@ class NudgesCog(Cog):
         community = await self.store.get_community(cid)
         assert community is not None
         actions: list[Action] = []
-        for row in await self.repo.due(cid, now):
+        due = await self.repo.due(cid, now)  # again: the reconciling may have cancelled some
+        verdicts = await message_verdicts(
+            self.store, self.settings, cid, [row["member_id"] for row in due], now
+        )
+        for row in due:
             if now - row["due_at"] > HELD_EXPIRY:
                 await self.repo.cancel(row["id"], "expired")
                 continue
-            verdict = await may_message(self.store, self.settings, cid, row["member_id"], now)
+            verdict = verdicts[row["member_id"]]
             if not verdict.allowed:
                 if verdict.reason != "quiet hours":
                     await self.repo.cancel(row["id"], verdict.reason)

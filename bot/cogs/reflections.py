@@ -53,7 +53,7 @@ from bot.engine import Cog, CommandContext, Services
 from bot.errors import UserError
 from bot.events import Event, MessagePosted, ScheduledTick
 from bot.jobs import JobSpec
-from bot.policy import PREF_TIMEZONE, calendar, in_quiet_hours, may_message
+from bot.policy import PREF_TIMEZONE, calendar, in_quiet_hours, message_verdicts
 from bot.reflection_templates import (
     DEFAULT_PROMPTS,
     DEFAULT_TEMPLATES,
@@ -347,17 +347,17 @@ class ReflectionsCog(Cog):
         cid = community["id"]
         prefix, candidates = await self._candidates(prompt, now, "dm", check_day=False)
         actions: list[Action] = []
+        verdicts = await message_verdicts(
+            self.store,
+            self.settings,
+            cid,
+            [row["member_id"] for row in candidates],
+            now,
+            purpose="prompt",
+            respect_opt_out=False,
+        )
         for row in candidates:
-            verdict = await may_message(
-                self.store,
-                self.settings,
-                cid,
-                row["member_id"],
-                now,
-                purpose="prompt",
-                respect_opt_out=False,
-            )
-            if not verdict.allowed:
+            if not verdicts[row["member_id"]].allowed:
                 continue
             text = self.templates.render(
                 "prompt",
@@ -463,10 +463,16 @@ class ReflectionsCog(Cog):
         else:
             where = "just answer my earlier message here"
         actions: list[Action] = []
+        verdicts = await message_verdicts(
+            self.store,
+            self.settings,
+            cid,
+            [row["member_id"] for row in candidates],
+            now,
+            purpose="reminder",
+        )
         for row in candidates:
-            verdict = await may_message(
-                self.store, self.settings, cid, row["member_id"], now, purpose="reminder"
-            )
+            verdict = verdicts[row["member_id"]]
             if not verdict.allowed:
                 log.debug("no reminder to %s: %s", row["member_id"], verdict.reason)
                 continue

@@ -54,7 +54,7 @@ from bot.errors import UserError
 from bot.events import ScheduledTick
 from bot.export import export_csv, export_rows
 from bot.jobs import JobSpec
-from bot.policy import calendar, may_message
+from bot.policy import calendar, message_verdicts
 from bot.reflection_templates import DEFAULT_TEMPLATES, load_templates, resolve
 from bot.summary_content import (
     KINDS,
@@ -572,17 +572,18 @@ class SummariesCog(Cog):
             return []
         week = await self.mirror_week(cid, since, now)
         actions: list[Action] = []
+        verdicts = await message_verdicts(
+            self.store,
+            self.settings,
+            cid,
+            [row["member_id"] for row in todo],
+            now,
+            purpose="mirror",
+            respect_opt_out=False,
+        )
         for row in todo:
             member_id = row["member_id"]
-            verdict = await may_message(
-                self.store,
-                self.settings,
-                cid,
-                member_id,
-                now,
-                purpose="mirror",
-                respect_opt_out=False,
-            )
+            verdict = verdicts[member_id]
             if not verdict.allowed:
                 log.info("summaries: no mirror for %s this week: %s", member_id, verdict.reason)
                 continue
