@@ -152,7 +152,8 @@ async def message_verdicts(
         member = members.get(member_id)
         reason = _member_refusal(member, purpose)
         if reason is None:
-            cal = cal or await calendar(store, settings, community_id)
+            if cal is None:  # read once, and only when someone gets this far
+                cal = await calendar(store, settings, community_id)
             reason = _refusal(member, prefs.get(member_id, {}), cal, settings, now, respect_opt_out)
         verdicts[member_id] = Verdict(False, reason) if reason else Verdict(True)
     return verdicts
