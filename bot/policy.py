@@ -101,9 +101,15 @@ class Verdict:
     reason: str = ""
 
 
+def chosen_timezone(member: dict, preference: str | None, default: str) -> str:
+    """A member's timezone: the one they set with Hearth, else the platform's, else
+    ``default`` (the course's)."""
+    return preference or member.get("timezone") or default
+
+
 async def member_timezone(store: Store, community_id: str, member: dict, default: str) -> str:
-    tz = await store.get_pref(community_id, member["member_id"], PREF_TIMEZONE)
-    return tz or member.get("timezone") or default
+    preference = await store.get_pref(community_id, member["member_id"], PREF_TIMEZONE)
+    return chosen_timezone(member, preference, default)
 
 
 async def may_message(
@@ -193,7 +199,7 @@ def _refusal(
             return f"snoozed until {snooze.isoformat()}"
         if prefs.get("tracking") == "off":
             return "tracking paused"
-    tz = prefs.get(PREF_TIMEZONE) or member.get("timezone") or cal.timezone
+    tz = chosen_timezone(member, prefs.get(PREF_TIMEZONE), cal.timezone)
     if in_quiet_hours(now, tz, settings.nudges.quiet_hours):
         return "quiet hours"
     return None
@@ -206,6 +212,7 @@ __all__ = [
     "PREF_TIMEZONE",
     "Verdict",
     "calendar",
+    "chosen_timezone",
     "in_quiet_hours",
     "may_message",
     "member_timezone",

@@ -833,3 +833,53 @@ async def test_the_policy_answers_for_a_whole_cohort_in_a_fixed_number_of_querie
         assert {many[m].reason for m in strangers} == {"unknown member"}
     finally:
         await app.close()
+
+
+async def _plan_counting_statements(path, clock, newcomers: list[str]):
+    """A round planned at START for a course where ``newcomers`` joined at T0 and never
+    posted (the first in Los Angeles): its entries and how many statements it sent."""
+    from sqlalchemy import event
+
+    clock.set(T0)
+    app, s = await open_course(path, clock, learners=("alice", "bob", "carol", *newcomers))
+    try:
+        await s.command(newcomers[0], "/course timezone America/Los_Angeles")
+        clock.set(START - timedelta(hours=1))
+        await chatter(s, "day 0")
+        clock.set(START)
+        cog = next(c for c in app.engine.cogs if c.name == "nudges")
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, params, context, executemany):
+            statements.append(statement)
+
+        engine = app.store.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            entries = await cog.plan(CID, START)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return {e.member["member_id"]: e for e in entries}, len(statements)
+    finally:
+        await app.close()
+
+
+async def test_planning_a_round_reads_the_same_statements_for_three_learners_or_thirty(
+    tmp_path, clock
+):
+    """The plan reads per community, not per learner: the policy, the learners' own
+    timezones and the hooks each in a fixed number of statements (it made one query per
+    nudged learner for the timezone alone: 44% of the plan on 2,000 members)."""
+    counts = []
+    for extra in (3, 30):
+        newcomers = [f"new{i}" for i in range(extra)]
+        planned, statements = await _plan_counting_statements(
+            tmp_path / f"plan{extra}.db", clock, newcomers
+        )
+        assert set(newcomers) <= set(planned)
+        # 02:00 in Los Angeles: held for the morning there; the rest go now.
+        assert planned[newcomers[0]].timezone == "America/Los_Angeles"
+        assert planned[newcomers[0]].action == "hold"
+        assert {planned[n].action for n in newcomers[1:]} == {"send"}
+        counts.append(statements)
+    assert counts[0] == counts[1], counts

@@ -62,6 +62,7 @@ from bot.policy import (
     PREF_SNOOZE,
     PREF_TIMEZONE,
     calendar,
+    chosen_timezone,
     in_quiet_hours,
     member_timezone,
     message_verdicts,
@@ -293,6 +294,7 @@ class NudgesCog(Cog):
         verdicts = await message_verdicts(
             self.store, self.settings, community_id, list(states), now, purpose="nudge"
         )
+        zones = await self.store.prefs(community_id, PREF_TIMEZONE)  # learners' own settings
         for member_id, qs in sorted(states.items(), key=lambda i: i[1].display_name.lower()):
             member = members.get(member_id)
             if member is None:
@@ -341,9 +343,7 @@ class NudgesCog(Cog):
                 entry.action, entry.reason = "skip", "nothing concrete to point to yet"
                 continue
             entry.hook = hook
-            entry.timezone = await member_timezone(
-                self.store, community_id, member, community["timezone"]
-            )
+            entry.timezone = chosen_timezone(member, zones.get(member_id), community["timezone"])
             entry.due_at = (
                 next_allowed(now, entry.timezone, cfg.quiet_hours) if quiet_hours else now
             )
