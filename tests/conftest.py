@@ -8,9 +8,13 @@ import asyncio
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
@@ -78,6 +82,23 @@ BACKENDS = ["sqlite", "postgresql"]
 
 #: The newest migration: the revision a new or upgraded database ends at.
 MIGRATION_HEAD = "0010"
+
+
+@contextmanager
+def sent_statements(engine) -> Iterator[list[tuple[str, Any]]]:
+    """The (statement, parameters) an async engine sends to its database inside the block,
+    in order."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        seen.append((statement, parameters))
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(sync, "before_cursor_execute", record)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from bot.nudging import (
 )
 from bot.quiet import quiet_states
 from storage.nudges_queries import NudgeRepo
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sent_statements
 
 #: Monday 10:00 in London (BST), the default round time.
 START = datetime(2026, 9, 7, 9, tzinfo=UTC)
@@ -777,8 +777,6 @@ async def test_the_policy_answers_for_a_whole_cohort_in_a_fixed_number_of_querie
     """``message_verdicts`` gives each learner the answer ``may_message`` gives alone, with
     the same few statements for five learners or fifty (it made five a learner when each
     was checked on its own: 32 s for the reminders of a 5,000-member course)."""
-    from sqlalchemy import event
-
     from bot.policy import may_message, message_verdicts
 
     clock.set(START)
@@ -804,21 +802,12 @@ async def test_the_policy_answers_for_a_whole_cohort_in_a_fixed_number_of_querie
             names[3]: "left the course",
         }
         everyone = [*expected, *names[4:]]
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, params, context, executemany):
-            statements.append(statement)
-
-        engine = app.store.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with sent_statements(app.store.engine) as statements:
             few = await message_verdicts(app.store, app.settings, CID, everyone[:5], START)
             n_few = len(statements)
             statements.clear()
             verdicts = await message_verdicts(app.store, app.settings, CID, everyone, START)
             n_all = len(statements)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert n_all == n_few <= 4, statements
         assert {m: v.reason for m, v in verdicts.items() if not v.allowed} == expected
         assert all(verdicts[m].allowed for m in names[4:])
@@ -838,8 +827,6 @@ async def test_the_policy_answers_for_a_whole_cohort_in_a_fixed_number_of_querie
 async def _plan_counting_statements(path, clock, newcomers: list[str]):
     """A round planned at START for a course where ``newcomers`` joined at T0 and never
     posted (the first in Los Angeles): its entries and how many statements it sent."""
-    from sqlalchemy import event
-
     clock.set(T0)
     app, s = await open_course(path, clock, learners=("alice", "bob", "carol", *newcomers))
     try:
@@ -848,17 +835,8 @@ async def _plan_counting_statements(path, clock, newcomers: list[str]):
         await chatter(s, "day 0")
         clock.set(START)
         cog = next(c for c in app.engine.cogs if c.name == "nudges")
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, params, context, executemany):
-            statements.append(statement)
-
-        engine = app.store.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with sent_statements(app.store.engine) as statements:
             entries = await cog.plan(CID, START)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         return {e.member["member_id"]: e for e in entries}, len(statements)
     finally:
         await app.close()

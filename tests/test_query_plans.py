@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from storage import summary_queries as sq
 from storage.db import make_engine, upgrade
 from storage.repos import C, Store
 from storage.writer import BatchWriter
+from tests.conftest import sent_statements
 
 NOW = datetime(2026, 11, 16, 12, tzinfo=UTC)
 WINDOW = NOW - timedelta(days=7)
@@ -60,17 +61,13 @@ async def store(tmp_path):
 
 async def _plans(store: Store, run) -> tuple[object, list[list[str]]]:
     """What ``run()`` returns, and EXPLAIN QUERY PLAN of each SELECT it really sends."""
-    seen: list[tuple[str, tuple]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append((statement, parameters))
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    with sent_statements(store.engine) as sent:
         result = await run()
-    finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
+    seen = [
+        (statement, parameters)
+        for statement, parameters in sent
+        if statement.lstrip().upper().startswith(("SELECT", "WITH"))
+    ]
     plans = []
     async with store.engine.connect() as conn:
         for statement, parameters in seen:

@@ -53,7 +53,7 @@ from bot.engine import Cog, CommandContext, Services
 from bot.errors import UserError
 from bot.events import Event, MessagePosted, ScheduledTick
 from bot.jobs import JobSpec
-from bot.policy import PREF_TIMEZONE, calendar, in_quiet_hours, message_verdicts
+from bot.policy import PREF_TIMEZONE, Verdict, calendar, in_quiet_hours, message_verdicts
 from bot.reflection_templates import (
     DEFAULT_PROMPTS,
     DEFAULT_TEMPLATES,
@@ -339,6 +339,13 @@ class ReflectionsCog(Cog):
             )
         ]
 
+    async def _verdicts(
+        self, cid: str, candidates: list[dict[str, Any]], now: datetime, **policy: Any
+    ) -> dict[str, Verdict]:
+        """The proactive-message policy for every candidate row at once."""
+        ids = [row["member_id"] for row in candidates]
+        return await message_verdicts(self.store, self.settings, cid, ids, now, **policy)
+
     async def _dm_prompts(
         self, prompt: dict[str, Any], now: datetime, community: dict[str, Any]
     ) -> list[Action]:
@@ -347,14 +354,8 @@ class ReflectionsCog(Cog):
         cid = community["id"]
         prefix, candidates = await self._candidates(prompt, now, "dm", check_day=False)
         actions: list[Action] = []
-        verdicts = await message_verdicts(
-            self.store,
-            self.settings,
-            cid,
-            [row["member_id"] for row in candidates],
-            now,
-            purpose="prompt",
-            respect_opt_out=False,
+        verdicts = await self._verdicts(
+            cid, candidates, now, purpose="prompt", respect_opt_out=False
         )
         for row in candidates:
             if not verdicts[row["member_id"]].allowed:
@@ -463,14 +464,7 @@ class ReflectionsCog(Cog):
         else:
             where = "just answer my earlier message here"
         actions: list[Action] = []
-        verdicts = await message_verdicts(
-            self.store,
-            self.settings,
-            cid,
-            [row["member_id"] for row in candidates],
-            now,
-            purpose="reminder",
-        )
+        verdicts = await self._verdicts(cid, candidates, now, purpose="reminder")
         for row in candidates:
             verdict = verdicts[row["member_id"]]
             if not verdict.allowed:
