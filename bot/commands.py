@@ -24,6 +24,11 @@ from bot.errors import UsageError
 
 OPTION_TYPES = ("string", "text", "integer", "member", "channel", "date", "choice", "boolean")
 
+#: The widest an integer option may be, whatever its own bounds: the 32-bit INTEGER columns
+#: both databases have (prompt ids). A bigger number would reach the database and fail there
+#: (SQLite cannot bind past 64 bits, PostgreSQL refuses past 32) instead of getting a usage line.
+INTEGER_LIMIT = 2**31 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Option:
@@ -43,6 +48,12 @@ class Option:
             raise ValueError(f"option {self.name}: unknown type {self.type}")
         if self.type == "choice" and not self.choices:
             raise ValueError(f"option {self.name}: a choice needs choices")
+
+    def bounds(self) -> tuple[int, int]:
+        """The smallest and largest value an integer option accepts."""
+        low = -INTEGER_LIMIT if self.min_value is None else max(self.min_value, -INTEGER_LIMIT)
+        high = INTEGER_LIMIT if self.max_value is None else min(self.max_value, INTEGER_LIMIT)
+        return low, high
 
     def placeholder(self) -> str:
         label = "|".join(self.choices) if self.type == "choice" else self.name
@@ -119,6 +130,44 @@ def help_text(registry: Registry, *, facilitator: bool) -> str:
     return "\n".join(lines)
 
 
+def command_help(registry: Registry, words: list[str], *, facilitator: bool) -> str:
+    """``help [command]``: the commands the caller may run, or, with a command or a group
+    named, each of them in full (usage, what each option means, examples)."""
+    if not words:
+        return help_text(registry, facilitator=facilitator)
+    name = " ".join(words).lower()
+    specs = [
+        s
+        for s in registry
+        if (s.name == name or s.words[0] == name) and (facilitator or not s.facilitator_only)
+    ]
+    if not specs:
+        return f"No command {name[:40]!r} that you may run.\n" + help_text(
+            registry, facilitator=facilitator
+        )
+    lines: list[str] = []
+    for spec in specs:
+        marker = " (facilitators)" if spec.facilitator_only else ""
+        lines += [usage(spec, registry.root), f"  {spec.description}{marker}"]
+        for option in spec.options:
+            required = ", required" if option.required else ""
+            lines.append(f"  {option.name}: {option.description}{_accepts(option)}{required}")
+        lines += [f"  example: /{registry.root} {example}" for example in spec.examples]
+    return "\n".join(lines)
+
+
+def _accepts(option: Option) -> str:
+    if option.type == "integer":
+        low, high = option.min_value, option.max_value
+        if low is not None and high is not None:
+            return f" ({low} to {high})"
+        if low is not None or high is not None:
+            return f" (at least {low})" if low is not None else f" (at most {high})"
+    if option.type == "choice":
+        return f" ({', '.join(option.choices)})"
+    return ""
+
+
 _NAMED = re.compile(r"^([a-z_]+):(.*)$", re.S)
 _MEMBER = re.compile(r"^(<@!?[\w.-]+(\|[^>]*)?>|@[\w.\- ]+|[\w.\-]+)$")
 _CHANNEL = re.compile(r"^(<#[\w.-]+(\|[^>]*)?>|#[\w.\-]+|[\w.\-]+)$")
@@ -151,11 +200,7 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
             value = int(raw)
         except ValueError:
             raise bad(f"expected a whole number, got {raw[:40]!r}") from None
-        if option.min_value is not None and value < option.min_value:
-            raise bad(f"must be at least {option.min_value}")
-        if option.max_value is not None and value > option.max_value:
-            raise bad(f"must be at most {option.max_value}")
-        return value
+        return _in_bounds(option, value, bad)
     if option.type == "boolean":
         lowered = raw.lower()
         if lowered in ("on", "yes", "true", "1"):
@@ -184,6 +229,15 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
     raise bad("unsupported option type")  # pragma: no cover - guarded in Option
 
 
+def _in_bounds(option: Option, value: int, bad: Callable[[str], UsageError]) -> int:
+    low, high = option.bounds()
+    if value < low:
+        raise bad(f"must be at least {low}")
+    if value > high:
+        raise bad(f"must be at most {high}")
+    return value
+
+
 def bind_options(spec: CommandSpec, values: dict[str, Any], root: str = "course") -> dict[str, Any]:
     """Check already-typed options (Discord) against the spec: required, known, converted."""
     known = {o.name: o for o in spec.options}
@@ -194,9 +248,13 @@ def bind_options(spec: CommandSpec, values: dict[str, Any], root: str = "course"
     for option in spec.options:
         if option.name in values and values[option.name] is not None:
             value = values[option.name]
-            out[option.name] = (
-                convert(option, str(value), spec, root) if isinstance(value, str) else value
-            )
+            if isinstance(value, str):
+                value = convert(option, value, spec, root)
+            elif option.type == "integer" and not isinstance(value, bool):
+                # Typed by the platform, which checked only the bounds it was told: the
+                # payload is checked again, as text would be.
+                value = convert(option, str(value), spec, root)
+            out[option.name] = value
         elif option.required:
             raise UsageError(f"missing {option.name}\n{usage(spec, root)}")
         else:

@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.actions import Action, Reply
 from bot.clock import Clock
-from bot.commands import CommandSpec, Registry, bind_options, help_text, parse_command
+from bot.commands import CommandSpec, Registry, bind_options, command_help, parse_command
 from bot.config import Settings
 from bot.errors import UserError
 from bot.events import (
@@ -412,20 +412,26 @@ class Engine:
 
     async def _command(self, event: CommandInvoked) -> list[Action]:
         community_id = event.place.community_id
+        facilitator = await self.is_facilitator(community_id, event.member)
+        # The role is checked before the arguments: a learner who reaches for a facilitator
+        # command hears that it is not theirs, not how to spell its options.
         if event.options is not None:
             spec = self.registry.specs.get(event.name.strip().lower())
             if spec is None:
                 raise UserError(f"unknown command {event.name[:40]!r}")
+            self._check_role(spec, facilitator)
             options = bind_options(spec, event.options, self.registry.root)
         else:
             text = f"{event.name} {event.text}".strip() if event.name else event.text
-            if text.strip().lower() in ("help", ""):
-                facilitator = await self.is_facilitator(community_id, event.member)
-                return [Reply(text=help_text(self.registry, facilitator=facilitator))]
+            words = text.split()
+            if not words or words[0].lower() == "help":
+                return [Reply(text=command_help(self.registry, words[1:], facilitator=facilitator))]
+            named, _used = self.registry.match(words)
+            if named is not None:
+                self._check_role(named, facilitator)
             spec, options = parse_command(self.registry, text)
-        facilitator = await self.is_facilitator(community_id, event.member)
-        if spec.facilitator_only and not facilitator:
-            raise UserError(f"/{self.registry.root} {spec.name} is for facilitators only.")
+            # Again on what the parser read: it unquotes words that the split above did not.
+            self._check_role(spec, facilitator)
         community = await self.store.get_community(community_id)
         member = await self.store.get_member(community_id, event.member.id)
         assert community is not None and member is not None
@@ -439,6 +445,10 @@ class Engine:
         )
         result = await spec.handler(ctx, **options)
         return _as_actions(result, spec.private)
+
+    def _check_role(self, spec: CommandSpec, facilitator: bool) -> None:
+        if spec.facilitator_only and not facilitator:
+            raise UserError(f"/{self.registry.root} {spec.name} is for facilitators only.")
 
     # -- helpers for cogs -------------------------------------------------------------------
 

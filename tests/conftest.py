@@ -19,6 +19,7 @@ from sqlalchemy import event
 from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
 from bot.clock import FakeClock
+from bot.commands import CommandSpec, Option
 from bot.config import Settings
 
 # aiosqlite logs every operation at DEBUG from its worker thread; a test that turns DEBUG on
@@ -139,3 +140,30 @@ async def session(app) -> ConsoleSession:
     s = await ConsoleSession.open(app)
     await s.join("fran", facilitator=True)
     return s
+
+
+# -- valid arguments for any command, built from its spec ----------------------------------------
+
+
+def sample_value(option: Option) -> str:
+    """A valid raw value for an option of any type (what a user would type)."""
+    if option.type == "integer":
+        return str(option.min_value if option.min_value is not None else 1)
+    return {
+        "date": "2026-09-14",
+        "choice": option.choices[0] if option.choices else "",
+        "string": "x",
+        "text": "thanks a lot",
+        "member": "@bob",
+        "channel": "#general",
+        "boolean": "on",
+    }[option.type]
+
+
+def required_line(spec: CommandSpec, **override: str) -> str:
+    values = {o.name: override.get(o.name, sample_value(o)) for o in spec.options if o.required}
+    return " ".join([spec.name, *(f"{k}:{v}" for k, v in values.items())])
+
+
+def required_options(spec: CommandSpec) -> dict[str, str]:
+    return {o.name: sample_value(o) for o in spec.options if o.required}

@@ -23,41 +23,17 @@ from sqlalchemy.types import TypeDecorator
 from bot.actions import Reply
 from bot.adapters.console import ConsoleSession
 from bot.app import HearthApp
-from bot.commands import CommandSpec, Option, help_text
+from bot.commands import CommandSpec, help_text
 from bot.events import ButtonPressed, CommandInvoked
 from storage.repos import C
 from storage.schema import member_columns, metadata
-from tests.conftest import BACKENDS, make_settings
+from tests.conftest import BACKENDS, make_settings, required_line, required_options
 
 START = datetime(2026, 9, 7, 9, tzinfo=UTC)  # a Monday
 REFUSED = "for facilitators only"
 SECRET_GOAL = "BOB-SECRET-GOAL-7731"
 #: Facilitator commands whose handlers render charts or files: run as a facilitator elsewhere.
 SLOW = {"network", "export", "summary now"}
-
-
-def sample_value(option: Option) -> str:
-    """A valid raw value for an option of any type (what a user would type)."""
-    if option.type == "integer":
-        return str(option.min_value if option.min_value is not None else 1)
-    return {
-        "date": "2026-09-14",
-        "choice": option.choices[0] if option.choices else "",
-        "string": "x",
-        "text": "thanks a lot",
-        "member": "@bob",
-        "channel": "#general",
-        "boolean": "on",
-    }[option.type]
-
-
-def required_line(spec: CommandSpec, **override: str) -> str:
-    values = {o.name: override.get(o.name, sample_value(o)) for o in spec.options if o.required}
-    return " ".join([spec.name, *(f"{k}:{v}" for k, v in values.items())])
-
-
-def required_options(spec: CommandSpec) -> dict[str, str]:
-    return {o.name: sample_value(o) for o in spec.options if o.required}
 
 
 @pytest.fixture

@@ -303,6 +303,27 @@ async def test_subcommand_groups_and_help(bot, emu) -> None:
     assert "me" in learner.response_data["content"]
     assert "stats" not in learner.response_data["content"]
     assert "stats" in facilitator.response_data["content"]
+    one = await callback_of(
+        emu,
+        await emu.send_interaction("course help", user=world.fran, options={"command": "stats"}),
+    )
+    assert one.response_data["content"].startswith("usage: /course stats [member] [days]")
+
+
+async def test_a_number_past_an_options_range_gets_a_usage_line(bot, emu) -> None:
+    """Discord checks the ranges it was given at registration, but a payload is only a
+    payload: the bot checks again, for options with a range of their own and without."""
+    world = emu.world
+    for command, options in (
+        ("course prompt cancel", {"id": 10**30}),
+        ("course stats", {"days": 2**31}),
+        ("course me", {"days": -(2**31)}),
+    ):
+        record = await callback_of(
+            emu, await emu.send_interaction(command, user=world.fran, options=options)
+        )
+        content = record.response_data["content"]
+        assert record.ephemeral and f"usage: /{command}" in content, (command, content)
 
 
 async def test_a_member_picked_in_an_option_is_known_even_before_posting(bot, emu) -> None:

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.classify import kinds_from_mask
+from bot.commands import INTEGER_LIMIT
 from bot.engine import GENERIC_ERROR
+from bot.events import CommandInvoked
 from storage.repos import C, E
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, required_line, required_options
 
 
 @pytest.fixture(params=BACKENDS)
@@ -233,6 +235,76 @@ async def test_malformed_commands_get_usage_lines(session):
     out = await session.command("alice", "/course help")
     assert "me" in out and "stats" not in out  # learners see only their commands
     assert "stats" in await session.command("fran", "/course help")
+
+
+async def test_numbers_no_column_holds_get_usage_lines_on_every_front_end(session, app):
+    """A number past what the database can store is a typo or a probe: a usage line, through
+    the text parser and with typed options (Discord), for every whole-number option of every
+    command. ``/course prompt cancel id:99999999999999999999999`` reached SQLite and failed
+    there ("something went wrong"); PostgreSQL refuses past 2**31 - 1; and typed values were
+    not checked against an option's bounds at all."""
+    await session.join("bob")
+    options = [(s, o) for s in app.engine.registry for o in s.options if o.type == "integer"]
+    assert {s.name for s, _o in options} >= {"prompt cancel", "stats", "me", "export", "network"}
+    for spec, option in options:
+        for value in (10**30, 2**31, -(2**31)):
+            line = required_line(spec, **{option.name: str(value)})
+            if not option.required:
+                line += f" {option.name}:{value}"
+            out = await session.command("fran", f"/course {line}")
+            assert f"usage: /course {spec.name}" in out and option.name in out, (line, out)
+            event = CommandInvoked(
+                at=app.clock.now(),
+                member=session.member("fran"),
+                place=session.place(),
+                name=spec.name,
+                options={**required_options(spec), option.name: value},
+            )
+            (reply,) = await app.engine.dispatch(event)
+            assert f"usage: /course {spec.name}" in reply.text, (spec.name, value, reply.text)
+    # The widest number still gets an answer from the command itself.
+    out = await session.command("fran", f"/course prompt cancel id:{INTEGER_LIMIT}")
+    assert out == f"There is no prompt #{INTEGER_LIMIT} in this course."
+
+
+async def test_help_names_a_command_in_full_and_only_to_those_who_may_run_it(session):
+    out = await session.command("alice", "/course help nudges snooze")
+    assert out.startswith("usage: /course nudges snooze <until>")
+    assert "example: /course nudges snooze until:2027-01-10" in out
+    out = await session.command("fran", "/course help prompt")
+    for name in ("prompt cancel <id>", "prompt list", "prompt post [text]", "prompt schedule"):
+        assert f"usage: /course {name}" in out, out
+    assert "id: Prompt number (see prompt list) (at least 1), required" in out
+    assert "days: How many days back (default 7) (1 to 3650)" in await session.command(
+        "fran", "/course help stats"
+    )
+    # A learner asking about a facilitator command learns nothing of it; nor does a typo.
+    for asked in ("stats", "frobnicate"):
+        out = await session.command("alice", f"/course help {asked}")
+        assert out.startswith(f"No command '{asked}' that you may run.")
+        assert "usage:" not in out and "  me [days]" in out
+
+
+async def test_a_learner_is_refused_a_facilitator_command_before_its_arguments(session):
+    """Whatever the arguments, a learner hears that the command is not theirs, including when
+    the command's name is quoted (the parser unquotes it)."""
+    for line in ("stats days:0", "stats days:abc extra", '"stats" days:3', "prompt cancel id:x"):
+        out = await session.command("alice", f"/course {line}")
+        assert out.endswith("is for facilitators only."), (line, out)
+
+
+async def test_setup_points_out_channels_it_has_never_seen(session, app):
+    await app.store.upsert_channel("console", "C1", "general")
+    await app.store.upsert_channel("console", "C2", "help")
+    out = await session.command("fran", "/course setup channels:#general,#hepl,C2")
+    assert "Channels that count: general, hepl, C2" in out
+    assert out.endswith(
+        "Not seen yet: #hepl. Hearth knows no channel by that name or id here; check the"
+        " spelling (the setting stays, and applies once such a channel has messages)."
+    )
+    out = await session.command("fran", "/course setup cohort_channel:#annoucements")
+    assert "Not seen yet: #annoucements." in out
+    assert "Not seen yet" not in await session.command("fran", "/course setup channels:help")
 
 
 async def test_dates_off_the_calendar_get_usage_lines_and_change_nothing(session, app):

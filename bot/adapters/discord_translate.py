@@ -87,7 +87,10 @@ async def _help_placeholder(*_args: Any, **_kwargs: Any) -> None:  # pragma: no 
 #: ``/course help``: not a spec (the engine answers it for every front end), but Discord
 #: needs it in the tree to offer it.
 HELP = CommandSpec(
-    name="help", description="The Hearth commands you may run", handler=_help_placeholder
+    name="help",
+    description="The Hearth commands you may run, or one of them in full",
+    handler=_help_placeholder,
+    options=(Option("command", "string", "A command to explain, e.g. stats or prompt"),),
 )
 
 
@@ -402,6 +405,7 @@ def translate_command(
         name=spec.name,
         # Help is answered from the text path, which knows who is asking.
         options=None if spec is HELP else options,
+        text=str(options.get("command", "")) if spec is HELP else "",
         interaction_id=str(interaction.id),
     )
 
@@ -454,9 +458,8 @@ def clip(text: str, limit: int = MAX_DESCRIPTION) -> str:
 def _annotation(option: Option) -> Any:
     """The discord.py annotation that gives the option its Discord type."""
     if option.type == "integer":
-        if option.min_value is None and option.max_value is None:
-            return int
-        return app_commands.Range[int, option.min_value, option.max_value]
+        low, high = option.bounds()
+        return app_commands.Range[int, low, high]
     if option.type == "boolean":
         return bool
     if option.type == "member":

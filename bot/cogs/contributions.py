@@ -87,7 +87,7 @@ class ContributionsCog(Cog):
         return [
             CommandSpec(
                 name="stats",
-                description="Participation by kind for the course, a member or a channel",
+                description="Participation by kind for the course or a member",
                 handler=self.cmd_stats,
                 options=(
                     Option("member", "member", "Whose participation (default: everyone)"),

@@ -58,9 +58,11 @@ class CourseCog(Cog):
     ) -> str:
         settings = await self.store.community_settings(ctx.community_id)
         changed: list[str] = []
+        named: list[str] = []  # channels named in this command, checked against those seen
         if channels is not None:
             names = [c.strip().lstrip("#") for c in channels.split(",") if c.strip()]
             settings["tracked_channels"] = names
+            named += names
             changed.append("channels")
         if facilitator is not None:
             row = await self.store.find_member(ctx.community_id, facilitator)
@@ -99,15 +101,36 @@ class CourseCog(Cog):
             if value is not None:
                 settings[key] = value
                 changed.append(key)
+                named.append(value)
         if changed:
             await self.store.save_community_settings(ctx.community_id, settings)
             contributions = self._cog("contributions")
             if contributions is not None:
                 contributions.invalidate(ctx.community_id)
         community = await self.store.get_community(ctx.community_id)
-        return self._describe(
+        described = self._describe(
             community, settings, changed, await self._facilitator_names(ctx.community_id)
         )
+        unseen = await self._unseen_channels(ctx.community_id, named)
+        if unseen:
+            described += (
+                "\nNot seen yet: "
+                + ", ".join(f"#{c}" for c in unseen)
+                + ". Hearth knows no channel by that name or id here; check the spelling"
+                " (the setting stays, and applies once such a channel has messages)."
+            )
+        return described
+
+    async def _unseen_channels(self, community_id: str, named: list[str]) -> list[str]:
+        """The channels in ``named`` that match no channel the platform adapter has recorded,
+        by id or by name. Nothing is unseen where no channel is recorded at all (the console
+        records none), so a typo is pointed out only where it can be told from a channel
+        with no messages yet."""
+        if not named:
+            return []
+        rows = await self.store.channels(community_id)
+        known = {r["channel_id"] for r in rows} | {r["name"] for r in rows if r["name"]}
+        return [c for c in dict.fromkeys(named) if rows and c not in known]
 
     async def _facilitator_names(self, community_id: str) -> list[str]:
         """Everyone Hearth treats as a facilitator (platform role, config, /course setup), by

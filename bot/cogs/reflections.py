@@ -176,7 +176,9 @@ class ReflectionsCog(Cog):
                 name="prompt cancel",
                 description="Cancel a scheduled or open reflection prompt",
                 handler=self.cmd_cancel,
-                options=(Option("id", "integer", "Prompt number (see prompt list)", True),),
+                options=(
+                    Option("id", "integer", "Prompt number (see prompt list)", True, min_value=1),
+                ),
                 facilitator_only=True,
             ),
         ]
