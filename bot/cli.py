@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -133,8 +134,17 @@ def bench(
     if not script.exists():
         typer.echo("error: bench/ not found; run `hearth bench` from a source checkout", err=True)
         raise typer.Exit(2)
+    if output is not None and not _writable_file(output):
+        # Said now, not after the few minutes the benchmarks take.
+        typer.echo(f"error: {output}: not a file the results can be written to", err=True)
+        raise typer.Exit(2)
     module = runpy.run_path(str(script))
     raise typer.Exit(module["main"](output))
+
+
+def _writable_file(path: Path) -> bool:
+    folder = path.parent if str(path.parent) else Path(".")
+    return not path.is_dir() and folder.is_dir() and os.access(folder, os.W_OK)
 
 
 @db_cli.command("upgrade")

@@ -150,10 +150,14 @@ def sync_commands_command(
         typer.echo("Global commands can take up to an hour to appear in every server.")
 
 
+#: What ``invite-url`` prints for the application id when none is given.
+INVITE_PLACEHOLDER = "YOUR_APPLICATION_ID"
+
+
 @discord_cli.command("invite-url")
 def invite_url_command(
     client_id: str = typer.Option(
-        "YOUR_APPLICATION_ID",
+        INVITE_PLACEHOLDER,
         "--client-id",
         help="The application id (Developer Portal > General Information).",
     ),
@@ -161,8 +165,17 @@ def invite_url_command(
     """Print the URL that adds Hearth to a server, with the permissions it needs."""
     from bot.adapters.discord_adapter import bot_permissions, invite_url
 
-    url = invite_url(client_id if client_id.isdigit() else 0)
-    if not client_id.isdigit():
+    if client_id != INVITE_PLACEHOLDER and not (client_id.isascii() and client_id.isdigit()):
+        # A name or a pasted token would give a URL that Discord answers with "unknown
+        # application": say so here instead.
+        typer.echo(
+            f"error: --client-id: expected the application's numeric id (Developer Portal > "
+            f"General Information > Application ID), got {client_id[:40]!r}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    url = invite_url(int(client_id) if client_id.isdigit() else 0)
+    if not client_id.isdigit():  # the placeholder: a URL to fill in
         url = url.replace("client_id=0", f"client_id={client_id}")
     typer.echo(url)
     typer.echo(f"permissions integer: {bot_permissions().value}")

@@ -227,3 +227,23 @@ def test_demo_runs_and_leaves_its_database(tmp_path):
     assert db.exists()
     count = sqlite3.connect(db).execute("SELECT count(*) FROM contribution").fetchone()[0]
     assert 200 <= count <= 600
+
+
+def test_bench_refuses_an_output_it_cannot_write_before_running(tmp_path):
+    """The benchmarks take minutes: a results path that cannot be written is said at once
+    (the runs would otherwise end in a traceback and their figures be lost)."""
+    for where in (tmp_path, tmp_path / "no-such-folder" / "RESULTS.md"):
+        started = time.perf_counter()
+        result = CliRunner().invoke(cli, ["bench", "--output", str(where)])
+        assert result.exit_code == 2, result.output
+        assert f"error: {where}: not a file the results can be written to" in result.output
+        assert time.perf_counter() - started < 10  # nothing was run (a loose floor)
+
+
+def test_invite_url_wants_the_numeric_application_id():
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["discord", "invite-url", "--client-id", "my-bot"])
+    assert bad.exit_code == 2 and "expected the application's numeric id" in bad.output
+    assert "https://" not in bad.output
+    template = runner.invoke(cli, ["discord", "invite-url"])
+    assert template.exit_code == 0 and "client_id=YOUR_APPLICATION_ID" in template.output
