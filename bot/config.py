@@ -57,13 +57,21 @@ def check_cron(expr: str) -> str:
     return expr
 
 
+#: Upper bounds for durations: generous (ten years), and far inside what date arithmetic can
+#: hold, so that a slip of the keyboard (an extra zero or three) is an error naming the key,
+#: not an OverflowError in a job at night (``quiet_days = 1000000`` reached year -700).
+MAX_DAYS = 3650
+MAX_HOURS = MAX_DAYS * 24
+MAX_SECONDS = MAX_HOURS * 3600
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class StorageSettings(_Section):
     #: SQLite file used when ``database_url`` is empty.
-    path: str = "hearth.db"
+    path: str = Field(default="hearth.db", min_length=1)
     #: Any SQLAlchemy async URL, e.g. ``postgresql+asyncpg://user@127.0.0.1/hearth``.
     database_url: str = ""
     #: PostgreSQL schema to use (``search_path``); empty uses the server default.
@@ -74,7 +82,7 @@ class StorageSettings(_Section):
     #: disk: 90 ms, against 77 ms hashed in memory with 16MB.
     pg_work_mem: str = Field(default="16MB", pattern=r"^$|^[1-9][0-9]{0,6}(kB|MB|GB)$")
     #: Keep message text for this many days (0 = never store text, only metadata).
-    retain_text_days: int = Field(default=0, ge=0)
+    retain_text_days: int = Field(default=0, ge=0, le=MAX_DAYS)
     #: Hot-path writes are buffered and flushed in batches of this size ...
     batch_size: int = Field(default=500, ge=1, le=100_000)
     #: ... or after this many milliseconds, whichever comes first.
@@ -123,30 +131,32 @@ class CourseSettings(_Section):
 
 class SchedulerSettings(_Section):
     #: A run missed while the bot was down still happens once if it is at most this late.
-    grace_seconds: int = Field(default=6 * 3600, ge=1)
+    grace_seconds: int = Field(default=6 * 3600, ge=1, le=MAX_SECONDS)
     #: A claimed run that has not finished after this long may be taken over by another process.
-    claim_lease_seconds: int = Field(default=600, ge=5)
+    claim_lease_seconds: int = Field(default=600, ge=5, le=MAX_SECONDS)
     #: Fault injection for tests: pause this long inside every run, after claiming it.
     debug_job_delay_seconds: float = Field(default=0.0, ge=0, le=3600)
 
 
 class AnalyticsSettings(_Section):
-    reply_weight: float = 1.0
-    mention_weight: float = 0.5
-    reaction_weight: float = 0.25
-    kudos_weight: float = 1.0
+    #: Edge weights: how much one reply, mention, reaction or kudos counts (0 ignores it; a
+    #: negative weight would make shortest paths, and so the brokers, meaningless).
+    reply_weight: float = Field(default=1.0, ge=0, le=1000)
+    mention_weight: float = Field(default=0.5, ge=0, le=1000)
+    reaction_weight: float = Field(default=0.25, ge=0, le=1000)
+    kudos_weight: float = Field(default=1.0, ge=0, le=1000)
     #: Window in days for pattern labels.
-    window_days: int = Field(default=7, ge=1)
+    window_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     #: one-to-one: share of a learner's interaction weight with their top partner.
     one_to_one_share: float = Field(default=0.6, gt=0, le=1)
     #: many-to-many: at least this many reciprocated partners.
     many_to_many_partners: int = Field(default=2, ge=1)
     #: quiet: no contribution for this many days.
-    quiet_days: int = Field(default=7, ge=1)
+    quiet_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     #: dropping: this week's activity below this fraction of the member's previous level.
     dropping_ratio: float = Field(default=0.35, gt=0, lt=1)
     #: unanswered: a post with no reply after this many hours.
-    unanswered_hours: int = Field(default=24, ge=1)
+    unanswered_hours: int = Field(default=24, ge=1, le=MAX_HOURS)
     #: facilitator-centric: flag the course when at least this share of interactions
     #: involves a facilitator.
     facilitator_centric_share: float = Field(default=0.5, gt=0, le=1)
@@ -171,8 +181,8 @@ class QuietHours(_Section):
 class NudgeSettings(_Section):
     enabled: bool = True
     schedule: str = "0 10 * * *"
-    step2_after_days: int = Field(default=4, ge=1)
-    min_days_between: int = Field(default=3, ge=1)
+    step2_after_days: int = Field(default=4, ge=1, le=MAX_DAYS)
+    min_days_between: int = Field(default=3, ge=1, le=MAX_DAYS)
     holdout_fraction: float = Field(default=0.2, ge=0, lt=1)
     holdout_seed: str = "hearth"
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
@@ -181,13 +191,13 @@ class NudgeSettings(_Section):
     facilitator_share_alert: float = Field(default=0.5, gt=0, le=1)
     #: New members (since joining) and isolated ones (since their first unanswered post of the
     #: week) get a first nudge only after this many days in that state.
-    grace_days: int = Field(default=2, ge=0)
+    grace_days: int = Field(default=2, ge=0, le=MAX_DAYS)
     #: A "live" thread (a nudge hook) had a message within this many hours.
-    live_thread_hours: int = Field(default=48, ge=1)
+    live_thread_hours: int = Field(default=48, ge=1, le=MAX_HOURS)
     #: The effect report counts a member as back if they contributed within this many days.
-    return_window_days: int = Field(default=7, ge=1)
+    return_window_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     #: Kudos A->B earns no interaction credit if B gave A kudos within this many days.
-    kudos_ring_days: int = Field(default=7, ge=0)
+    kudos_ring_days: int = Field(default=7, ge=0, le=MAX_DAYS)
     #: The facilitator-share alert needs at least this many interactions in the week.
     facilitator_share_min_interactions: int = Field(default=10, ge=1)
     #: Sends nudges held back by a learner's quiet hours once they are over.
@@ -206,7 +216,7 @@ class ReflectionSettings(_Section):
     enabled: bool = True
     schedule: str = "0 9 * * mon"
     delivery: Literal["thread", "dm"] = "thread"
-    window_days: int = Field(default=7, ge=1)
+    window_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     reminder_at: float = Field(default=0.8, gt=0, lt=1)
     prompts_file: str = ""
     #: How often due work is checked: scheduled prompts, DM deliveries held back by quiet
@@ -278,7 +288,7 @@ class SlackSettings(_Section):
     #: Seconds between two posts to one channel or DM (Slack allows about one per second).
     post_interval_seconds: float = Field(default=1.0, ge=0, le=60)
     #: How long user profiles (names, time zones, the admin flag) are cached.
-    user_cache_seconds: int = Field(default=300, ge=0)
+    user_cache_seconds: int = Field(default=300, ge=0, le=MAX_SECONDS)
     #: Retries after a 429 (waiting Retry-After), a 5xx or a dropped connection.
     max_retries: int = Field(default=3, ge=0, le=10)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from pydantic import BaseModel, ValidationError
 from typer.testing import CliRunner
 
 from bot.cli import cli
@@ -38,6 +41,8 @@ def test_example_config_is_valid():
         ("[storage\npath = 'x'\n", "not valid TOML"),
         ("[course]\nstart_date = 0001-01-01\n", "expected a date between 1970-01-01"),
         ("[course]\nholidays = [2026-12-24, 9999-12-31]\n", "course.holidays"),
+        ("[storage]\npath = ''\n", "storage.path"),  # would be a database in memory
+        ("[analytics]\nreply_weight = -1\n", "analytics.reply_weight"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, text, expected):
@@ -46,6 +51,34 @@ def test_invalid_config_names_the_key(tmp_path, text, expected):
         load_settings(path)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
+
+
+def _durations(model=Settings, prefix=""):
+    """(dotted key, field) of every number of days, hours or seconds in the settings."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _durations(annotation, f"{prefix}{name}.")
+        elif {"days", "hours", "seconds"} & set(name.split("_")):
+            yield f"{prefix}{name}", field
+
+
+DURATIONS = list(_durations())
+
+
+@pytest.mark.parametrize(("key", "field"), DURATIONS, ids=[key for key, _f in DURATIONS])
+def test_every_duration_has_a_ceiling_that_dates_can_hold(key, field):
+    """An extra zero or three in a number of days is an error naming the key at load, not an
+    OverflowError in a job at night (``quiet_days = 1000000`` reached year -700); and a
+    duration at its ceiling still fits in date arithmetic either way from today."""
+    section, name = key.split(".")
+    with pytest.raises(ValidationError, match=key.replace(".", r"\.")):
+        Settings.model_validate({section: {name: 10**9}})
+    ceiling = next(m.le for m in field.metadata if getattr(m, "le", None) is not None)
+    units = {"days": 86400, "hours": 3600, "seconds": 1}
+    unit = next(units[part] for part in name.split("_") if part in units)
+    now = datetime.now(UTC)
+    assert now - timedelta(seconds=ceiling * unit) < now + timedelta(seconds=ceiling * unit)
 
 
 def test_a_folder_where_a_file_belongs_is_named(tmp_path):
