@@ -27,8 +27,9 @@ _WINDOW = timedelta(days=14)
 
 def schedule_words(cron: str, timezone: str, now: datetime) -> str:
     """``cron`` as a person reads it in ``timezone``: "every day at 10:00", "every Friday at
-    18:00", "every weekday at 09:00", "every Monday and Thursday at 08:30"; otherwise
-    "on the schedule `*/15 * * * *` (next: Mon 30 Nov, 09:15)". The caller names the zone."""
+    18:00", "every weekday at 09:00", "every Monday and Thursday at 08:30", "every 15
+    minutes", "every hour at :20"; otherwise "on the schedule `0 9 1 * *` (next: Tue 1 Dec,
+    09:00)". The caller names the zone."""
     zone = ZoneInfo(timezone)
     # Read as bot.scheduler.trigger_for builds the live trigger.
     trigger = CronTrigger.from_crontab(cron, timezone=zone)
@@ -43,6 +44,9 @@ def schedule_words(cron: str, timezone: str, now: datetime) -> str:
         and all(n == 2 for n in per_day.values())  # the same days in both weeks
     )
     if not weekly:
+        steady = _steady(times, timezone)
+        if steady:
+            return steady
         nxt = f" (next: {local_when(times[0], timezone)})" if times else ""
         return f"on the schedule `{cron}`{nxt}"
     ((hour, minute),) = clock
@@ -55,3 +59,24 @@ def schedule_words(cron: str, timezone: str, now: datetime) -> str:
     names = [DAY_NAMES[d] for d in days]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"every {listed} {at}"
+
+
+def _steady(times: list[datetime], timezone: str) -> str | None:
+    """ "every 15 minutes", "every hour at :20", "every 6 hours (next: ...)" for a schedule
+    that fires at one fixed step shorter than a day; None for any other."""
+    steps = {later - earlier for earlier, later in zip(times, times[1:], strict=False)}
+    if len(times) < 3 or len(steps) != 1:
+        return None
+    (step,) = steps
+    minutes, rest = divmod(int(step.total_seconds()), 60)
+    if rest or not 0 < minutes < 24 * 60:
+        return None
+    if minutes == 1:
+        return "every minute"
+    if minutes < 60 and 60 % minutes == 0:
+        return f"every {minutes} minutes"
+    if minutes == 60:
+        return f"every hour at :{times[0].minute:02d}"
+    if minutes % 60 == 0 and (24 * 60) % minutes == 0:
+        return f"every {minutes // 60} hours (next: {local_when(times[0], timezone)})"
+    return None

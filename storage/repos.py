@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -243,6 +243,22 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
+    async def find_channel(self, community_id: str, name_or_id: str) -> dict[str, Any] | None:
+        """The recorded channel with this id, else the one with this name (any case)."""
+        query = (
+            select(CH)
+            .where(
+                CH.c.community_id == community_id,
+                or_(CH.c.channel_id == name_or_id, func.lower(CH.c.name) == name_or_id.lower()),
+            )
+            # An id wins over a name: a channel may be named like another one's id.
+            .order_by(case((CH.c.channel_id == name_or_id, 0), else_=1))
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return dict(row) if row else None
+
     async def channels(self, community_id: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(CH).where(CH.c.community_id == community_id))
@@ -317,12 +333,16 @@ class Store:
         member_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        channel_id: str | None = None,
     ) -> tuple[int, dict[int, int], int]:
-        """(messages, {kinds mask: count}, words) for a member or the whole community."""
+        """(messages, {kinds mask: count}, words) for a member or the whole community, in one
+        channel (with its threads) or everywhere."""
         await self.flush()
         conds = [C.c.community_id == community_id]
         if member_id is not None:
             conds.append(C.c.member_id == member_id)
+        if channel_id is not None:
+            conds.append(C.c.channel_id == channel_id)
         if since is not None:
             conds.append(C.c.created_at >= since)
         if until is not None:
@@ -358,20 +378,25 @@ class Store:
                 out.setdefault(member_id, {})[int(mask)] = int(count)
         return out
 
-    async def active_members(self, community_id: str, *, since: datetime) -> tuple[int, int]:
-        """(members with a contribution since ``since``, all members), bots left out.
+    async def active_members(
+        self, community_id: str, *, since: datetime, channel_id: str | None = None
+    ) -> tuple[int, int]:
+        """(members with a contribution since ``since``, in ``channel_id`` if given, all
+        members), bots left out.
 
         One statement of two scalars: an index seek per member on (community, member, time)
         instead of grouping the window's contributions, so it costs the same however busy the
         window was.
         """
         await self.flush()
+        in_channel = () if channel_id is None else (C.c.channel_id == channel_id,)
         posted = (
             select(C.c.id)
             .where(
                 C.c.community_id == M.c.community_id,
                 C.c.member_id == M.c.member_id,
                 C.c.created_at >= since,
+                *in_channel,
             )
             .exists()
         )

@@ -293,6 +293,38 @@ async def test_a_learner_is_refused_a_facilitator_command_before_its_arguments(s
         assert out.endswith("is for facilitators only."), (line, out)
 
 
+async def test_stats_for_one_channel_with_its_threads(session):
+    question = await session.say("alice", "What did you make of the reading?", channel="readings")
+    await session.reply("bob", question, "I liked the second part")
+    await session.say("bob", "More in the thread", thread=question)
+    await session.say("alice", "Hello everyone")  # general
+    out = await session.command("fran", "/course stats channel:#readings")
+    assert out.startswith("#readings, last 7 days:\n3 contributions"), out
+    assert out.endswith("members who posted here: 2 of 3")
+    # A name in any case; a member's numbers there (interactions are course-wide: left out).
+    out = await session.command("fran", "/course stats member:@alice channel:#Readings")
+    assert out.startswith("alice in #readings, last 7 days:\n1 contribution,"), out
+    assert "interactions" not in out
+    whole = await session.command("fran", "/course stats")
+    assert whole.startswith("My course, last 7 days:\n4 contributions"), whole
+    out = await session.command("fran", "/course stats channel:#reedings")
+    assert out == "I don't know a channel called #reedings."
+
+
+async def test_settings_say_what_runs_when_and_what_is_kept(session):
+    await session.command("fran", "/course setup timezone:Europe/Berlin")
+    out = await session.command("fran", "/course settings")
+    assert "Timezone: Europe/Berlin" in out and "Schedules (Europe/Berlin):" in out
+    assert "  post the week's reflection prompt: every Monday at 09:00" in out, out
+    assert "  cohort summary and facilitator report: every Friday at 17:00" in out
+    assert "  send nudges held back by quiet hours: every hour at :20" in out
+    # Text retention is off: its job does not run, and the answer says nothing is kept.
+    assert "clear stored message text" not in out and "Message text: not stored" in out
+    assert "Nudges: at most one every 3 days per learner, never 21:00-08:00" in out
+    refused = await session.command("alice", "/course settings")
+    assert refused == "/course settings is for facilitators only."
+
+
 async def test_setup_points_out_channels_it_has_never_seen(session, app):
     await app.store.upsert_channel("console", "C1", "general")
     await app.store.upsert_channel("console", "C2", "help")

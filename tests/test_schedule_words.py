@@ -23,11 +23,15 @@ NOW = datetime(2026, 11, 29, 19, 53, tzinfo=UTC)  # a Sunday evening
         ("30 8 * * mon,thu", "every Monday and Thursday at 08:30"),
         ("5 7 * * mon,wed,fri", "every Monday, Wednesday and Friday at 07:05"),
         ("0 12 * * sat,sun", "every Saturday and Sunday at 12:00"),
-        # Not one time on fixed weekdays: the expression and when it next runs.
-        ("*/15 * * * *", "on the schedule `*/15 * * * *` (next: Sun 29 Nov, 20:00)"),
-        ("20 * * * *", "on the schedule `20 * * * *` (next: Sun 29 Nov, 20:20)"),
-        ("* * * * *", "on the schedule `* * * * *` (next: Sun 29 Nov, 19:54)"),
+        # One fixed step shorter than a day.
+        ("*/15 * * * *", "every 15 minutes"),
+        ("20 * * * *", "every hour at :20"),
+        ("* * * * *", "every minute"),
+        ("0 */6 * * *", "every 6 hours (next: Mon 30 Nov, 00:00)"),
+        # Neither: the expression and when it next runs.
         ("0 9 1 * *", "on the schedule `0 9 1 * *` (next: Tue 1 Dec, 09:00)"),
+        ("*/7 * * * *", "on the schedule `*/7 * * * *` (next: Sun 29 Nov, 19:56)"),
+        ("0 9,17 * * mon", "on the schedule `0 9,17 * * mon` (next: Mon 30 Nov, 09:00)"),
     ],
 )
 def test_schedules_read_as_words(cron, words):
@@ -56,7 +60,9 @@ def test_local_time_holds_across_a_clock_change(now):
 def test_in_the_communitys_own_zone():
     # 18:00 in Kolkata is 12:30 UTC: the words keep the zone the job is planned in.
     assert schedule_words("0 18 * * fri", "Asia/Kolkata", NOW) == "every Friday at 18:00"
-    assert "next: Mon 30 Nov, 01:30" in schedule_words("30 * * * *", "Asia/Kolkata", NOW)
+    # Kolkata is 5 h 30 ahead of UTC: its :30 is UTC's :00, and its 06:00 is 00:30 UTC.
+    assert schedule_words("30 * * * *", "Asia/Kolkata", NOW) == "every hour at :30"
+    assert "next: Mon 30 Nov, 06:00" in schedule_words("0 */6 * * *", "Asia/Kolkata", NOW)
 
 
 def test_the_walk_of_fire_times_stops_at_its_limit():

@@ -69,6 +69,9 @@ class ConsoleSession:
         self.thread_of: dict[str, str | None] = {}
         #: PostMessage tags -> the message id the post got here (see bot.adapters.base).
         self.tagged: dict[str, str] = {}
+        #: Channels recorded in the store, as the platform adapters record theirs: commands
+        #: that name a channel can then tell a typo from a quiet channel.
+        self.channels_seen: set[str] = set()
 
     @classmethod
     async def open(
@@ -84,9 +87,10 @@ class ConsoleSession:
         return session
 
     async def _load(self) -> None:
-        """Pick up members and message numbering from an existing database."""
+        """Pick up members, channels and message numbering from an existing database."""
         store = self.app.store
         await store.flush()
+        self.channels_seen = {r["channel_id"] for r in await store.channels(self.community_id)}
         for row in await store.members(self.community_id, include_bots=True):
             self.members[row["member_id"]] = MemberRef(
                 PLATFORM,
@@ -227,6 +231,9 @@ class ConsoleSession:
         )
         self.channel_of[message_id] = channel
         self.thread_of[message_id] = thread
+        if channel not in self.channels_seen:
+            await self.app.store.upsert_channel(self.community_id, channel, channel)
+            self.channels_seen.add(channel)
         await self._handle(event)
         return message_id
 

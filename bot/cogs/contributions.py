@@ -20,6 +20,7 @@ from bot.actions import Action
 from bot.classify import KINDS, classify, kinds_from_mask
 from bot.commands import CommandSpec, Option
 from bot.engine import Cog, CommandContext, Services
+from bot.errors import UserError
 from bot.events import (
     Event,
     MemberLeft,
@@ -87,7 +88,7 @@ class ContributionsCog(Cog):
         return [
             CommandSpec(
                 name="stats",
-                description="Participation by kind for the course or a member",
+                description="Participation by kind for the course, a member or a channel",
                 handler=self.cmd_stats,
                 options=(
                     Option("member", "member", "Whose participation (default: everyone)"),
@@ -99,8 +100,10 @@ class ContributionsCog(Cog):
                         max_value=3650,
                         default=7,
                     ),
+                    Option("channel", "channel", "Only this channel and its threads"),
                 ),
                 facilitator_only=True,
+                examples=("stats channel:#readings days:14", "stats member:@alice"),
             ),
             CommandSpec(
                 name="me",
@@ -379,42 +382,60 @@ class ContributionsCog(Cog):
     # -- commands -----------------------------------------------------------------------------
 
     async def participation_lines(
-        self, community_id: str, member_id: str | None, days: int
+        self, community_id: str, member_id: str | None, days: int, channel_id: str | None = None
     ) -> list[str]:
         now = self.clock.now()
         since = now - timedelta(days=days)
         total, masks, words = await self.store.kind_counts(
-            community_id, member_id=member_id, since=since
+            community_id, member_id=member_id, since=since, channel_id=channel_id
         )
         by_kind = masks_to_kinds(masks, KINDS)
         lines = [f"{counted(total, 'contribution')}, {counted(words, 'word')}"]
         lines.append(
             "  " + ", ".join(f"{kind.replace('_', ' ')}: {by_kind[kind]}" for kind in KINDS)
         )
-        if member_id is not None:
+        # Interactions are not kept per channel: a member's are given for the whole course.
+        if member_id is not None and channel_id is None:
             edges = await self.store.edge_counts(community_id, member_id, since)
             given = sum(edges["given"].values())
             received = sum(edges["received"].values())
             lines.append(f"  interactions given: {given}, received: {received}")
         return lines
 
-    async def cmd_stats(self, ctx: CommandContext, member: str | None, days: int) -> str:
+    async def cmd_stats(
+        self, ctx: CommandContext, member: str | None, days: int, channel: str | None = None
+    ) -> str:
+        cid = ctx.community_id
+        channel_id, place = await self._channel(cid, channel) if channel else (None, "")
+        period = f"last {counted(days, 'day')}"
         if member:
-            row = await self.store.find_member(ctx.community_id, member)
+            row = await self.store.find_member(cid, member)
             if row is None:
                 return f"I don't know a member called {member}."
-            header = f"{row['display_name'] or row['member_id']}, last {counted(days, 'day')}:"
-            lines = await self.participation_lines(ctx.community_id, row["member_id"], days)
-            extra = await self._extra_member_lines(ctx.community_id, row["member_id"])
+            name = row["display_name"] or row["member_id"]
+            header = f"{name} in {place}, {period}:" if place else f"{name}, {period}:"
+            lines = await self.participation_lines(cid, row["member_id"], days, channel_id)
+            extra = [] if place else await self._extra_member_lines(cid, row["member_id"])
         else:
-            header = f"{ctx.community['name']}, last {counted(days, 'day')}:"
-            lines = await self.participation_lines(ctx.community_id, None, days)
+            header = f"{place or ctx.community['name']}, {period}:"
+            lines = await self.participation_lines(cid, None, days, channel_id)
             active, members = await self.store.active_members(
-                ctx.community_id, since=ctx.now - timedelta(days=days)
+                cid, since=ctx.now - timedelta(days=days), channel_id=channel_id
             )
-            lines.append(f"  active members: {active} of {members}")
+            who = "members who posted here" if place else "active members"
+            lines.append(f"  {who}: {active} of {members}")
             extra = []
         return "\n".join([header, *lines, *extra])
+
+    async def _channel(self, community_id: str, name_or_id: str) -> tuple[str, str]:
+        """(channel id, "#name") for a channel option: an id, or a name the platform adapter
+        has recorded. Where no channel is recorded at all (the console), the name is the id."""
+        row = await self.store.find_channel(community_id, name_or_id)
+        if row is not None:
+            return row["channel_id"], f"#{row['name'] or row['channel_id']}"
+        if await self.store.channels(community_id):
+            raise UserError(f"I don't know a channel called #{name_or_id}.")
+        return name_or_id, f"#{name_or_id}"
 
     async def cmd_me(self, ctx: CommandContext, days: int) -> str:
         lines = await self.participation_lines(ctx.community_id, ctx.member_id, days)

@@ -10,6 +10,7 @@ from bot.commands import CommandSpec, Option
 from bot.config import check_timezone
 from bot.engine import Cog, CommandContext
 from bot.errors import UserError
+from bot.wording import counted
 
 
 class CourseCog(Cog):
@@ -31,6 +32,12 @@ class CourseCog(Cog):
                     Option("reflection_channel", "channel", "Where reflection prompts go"),
                     Option("cohort_channel", "channel", "Where weekly summaries go"),
                 ),
+                facilitator_only=True,
+            ),
+            CommandSpec(
+                name="settings",
+                description="What Hearth is set to do here: course settings, schedules, privacy",
+                handler=self.cmd_settings,
                 facilitator_only=True,
             ),
         ]
@@ -131,6 +138,48 @@ class CourseCog(Cog):
         rows = await self.store.channels(community_id)
         known = {r["channel_id"] for r in rows} | {r["name"] for r in rows if r["name"]}
         return [c for c in dict.fromkeys(named) if rows and c not in known]
+
+    async def cmd_settings(self, ctx: CommandContext) -> str:
+        """The course as ``setup`` shows it, then what runs when (in the course's words and
+        timezone) and what is kept: one answer to "what is Hearth doing in my course?"."""
+        settings = await self.store.community_settings(ctx.community_id)
+        community = ctx.community
+        tz = community["timezone"]
+        lines = [
+            self._describe(
+                community, settings, [], await self._facilitator_names(ctx.community_id)
+            ),
+            f"Schedules ({tz}):",
+        ]
+        engine = self.services.engine
+        jobs = sorted(engine.jobs.values(), key=lambda entry: entry[1].name) if engine else []
+        for _cog, job in jobs:
+            if job.enabled:
+                when = self.services.schedule_words(job.cron, tz, ctx.now)
+                lines.append(f"  {job.description}: {when}")
+        cfg = self.settings
+        days = cfg.storage.retain_text_days
+        lines.append(
+            f"Message text: kept {counted(days, 'day')}, then cleared"
+            if days
+            else "Message text: not stored (only what kind each message was, its length, "
+            "who it answered)"
+        )
+        nudges = cfg.nudges
+        if nudges.enabled:
+            quiet = nudges.quiet_hours
+            lines.append(
+                f"Nudges: at most one every {counted(nudges.min_days_between, 'day')} per "
+                f"learner, never {quiet.start:%H:%M}-{quiet.end:%H:%M} in their timezone; "
+                f"{nudges.holdout_fraction:.0%} of learners are held out to measure the effect"
+            )
+        else:
+            lines.append("Nudges: off")
+        lines.append(
+            "Change the course with /course setup; schedules and privacy are in the "
+            "config file, which the operator manages."
+        )
+        return "\n".join(lines)
 
     async def _facilitator_names(self, community_id: str) -> list[str]:
         """Everyone Hearth treats as a facilitator (platform role, config, /course setup), by
