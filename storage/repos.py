@@ -336,13 +336,13 @@ class Store:
         channel_id: str | None = None,
     ) -> tuple[int, dict[int, int], int]:
         """(messages, {kinds mask: count}, words) for a member or the whole community, in one
-        channel (with its threads) or everywhere."""
+        channel (with its threads), one thread, or everywhere."""
         await self.flush()
         conds = [C.c.community_id == community_id]
         if member_id is not None:
             conds.append(C.c.member_id == member_id)
         if channel_id is not None:
-            conds.append(C.c.channel_id == channel_id)
+            conds.append(in_channel(channel_id))
         if since is not None:
             conds.append(C.c.created_at >= since)
         if until is not None:
@@ -389,14 +389,14 @@ class Store:
         window was.
         """
         await self.flush()
-        in_channel = () if channel_id is None else (C.c.channel_id == channel_id,)
+        where = () if channel_id is None else (in_channel(channel_id),)
         posted = (
             select(C.c.id)
             .where(
                 C.c.community_id == M.c.community_id,
                 C.c.member_id == M.c.member_id,
                 C.c.created_at >= since,
-                *in_channel,
+                *where,
             )
             .exists()
         )
@@ -663,6 +663,12 @@ class Store:
 #: Ids per ``IN (...)`` list: under the drivers' limits on bound parameters (SQLite's
 #: 32,766, asyncpg's 32,767) with room for the rest of the statement.
 IN_CHUNK = 5000
+
+
+def in_channel(channel_id: str):
+    """Contributions in a channel, its threads included, or in a thread (a thread's posts carry
+    their parent's ``channel_id``, and the thread's own id as ``thread_id``)."""
+    return or_(C.c.channel_id == channel_id, C.c.thread_id == channel_id)
 
 
 def in_chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -310,6 +310,24 @@ async def test_subcommand_groups_and_help(bot, emu) -> None:
     assert one.response_data["content"].startswith("usage: /course stats [member] [days]")
 
 
+async def test_stats_for_a_picked_channel_or_thread(bot, emu) -> None:
+    """A channel picked in the option is known to the handler by name, even one nobody has
+    posted in yet; a thread's numbers are its own posts."""
+    _app, adapter = bot
+    world = emu.world
+    await emu.send_message_create(world.general_id, world.alice, "Hello, what is due?")
+    await emu.send_message_create(world.thread_id, world.bob, "Week 1 thoughts, thanks!")
+    await handled(adapter, 2)
+    answers = {}
+    for name, picked in (("help", world.help_id), ("thread", world.thread_id)):
+        payload = await emu.send_interaction(
+            "course stats", user=world.fran, options={"channel": (7, picked)}
+        )
+        answers[name] = (await callback_of(emu, payload)).response_data["content"]
+    assert answers["help"].startswith("#help, last 7 days:\n0 contributions"), answers
+    assert answers["thread"].split(", last 7 days:\n")[1].startswith("1 contribution,"), answers
+
+
 async def test_a_number_past_an_options_range_gets_a_usage_line(bot, emu) -> None:
     """Discord checks the ranges it was given at registration, but a payload is only a
     payload: the bot checks again, for options with a range of their own and without."""

@@ -846,6 +846,11 @@ class DiscordAdapter:
                 # the command's handler can find them by id.
                 await self.engine.ensure_community(community, PLATFORM)
                 await self.engine.ensure_member(community, member_ref(value, self._role))
+            elif option.type == "channel" and value is not None:
+                # Likewise a picked channel or thread nobody has posted in yet, so the
+                # handler knows it (and its name) rather than taking its id for a typo.
+                place = PlaceRef(PLATFORM, community, str(value.id), channel_name=value.name)
+                await self._note_channel(place)
         await self._answer(interaction, event, slow=spec.slow, private=spec.private)
 
     async def _answer(
