@@ -143,8 +143,7 @@ def bench(
 
 
 def _writable_file(path: Path) -> bool:
-    folder = path.parent if str(path.parent) else Path(".")
-    return not path.is_dir() and folder.is_dir() and os.access(folder, os.W_OK)
+    return not path.is_dir() and path.parent.is_dir() and os.access(path.parent, os.W_OK)
 
 
 @db_cli.command("upgrade")

@@ -157,12 +157,11 @@ def command_help(registry: Registry, words: list[str], *, facilitator: bool) -> 
 
 
 def _accepts(option: Option) -> str:
-    if option.type == "integer":
-        low, high = option.min_value, option.max_value
-        if low is not None and high is not None:
-            return f" ({low} to {high})"
-        if low is not None or high is not None:
-            return f" (at least {low})" if low is not None else f" (at most {high})"
+    low, high = option.min_value, option.max_value
+    if option.type == "integer" and low is not None:
+        return f" ({low} to {high})" if high is not None else f" (at least {low})"
+    if option.type == "integer" and high is not None:
+        return f" (at most {high})"
     if option.type == "choice":
         return f" ({', '.join(option.choices)})"
     return ""
@@ -200,7 +199,12 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
             value = int(raw)
         except ValueError:
             raise bad(f"expected a whole number, got {raw[:40]!r}") from None
-        return _in_bounds(option, value, bad)
+        low, high = option.bounds()
+        if value < low:
+            raise bad(f"must be at least {low}")
+        if value > high:
+            raise bad(f"must be at most {high}")
+        return value
     if option.type == "boolean":
         lowered = raw.lower()
         if lowered in ("on", "yes", "true", "1"):
@@ -229,15 +233,6 @@ def convert(option: Option, raw: str, spec: CommandSpec, root: str) -> Any:
     raise bad("unsupported option type")  # pragma: no cover - guarded in Option
 
 
-def _in_bounds(option: Option, value: int, bad: Callable[[str], UsageError]) -> int:
-    low, high = option.bounds()
-    if value < low:
-        raise bad(f"must be at least {low}")
-    if value > high:
-        raise bad(f"must be at most {high}")
-    return value
-
-
 def bind_options(spec: CommandSpec, values: dict[str, Any], root: str = "course") -> dict[str, Any]:
     """Check already-typed options (Discord) against the spec: required, known, converted."""
     known = {o.name: o for o in spec.options}
@@ -260,6 +255,13 @@ def bind_options(spec: CommandSpec, values: dict[str, Any], root: str = "course"
         else:
             out[option.name] = option.default
     return out
+
+
+def command_named(registry: Registry, text: str) -> CommandSpec | None:
+    """The command a line names, read as :func:`parse_command` reads it, its options not yet
+    looked at (so the caller can check who may run it first)."""
+    spec, _used = registry.match(_tokens(text.strip()))
+    return spec
 
 
 def parse_command(registry: Registry, text: str) -> tuple[CommandSpec, dict[str, Any]]:

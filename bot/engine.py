@@ -20,7 +20,14 @@ from typing import Any
 
 from bot.actions import Action, Reply
 from bot.clock import Clock
-from bot.commands import CommandSpec, Registry, bind_options, command_help, parse_command
+from bot.commands import (
+    CommandSpec,
+    Registry,
+    bind_options,
+    command_help,
+    command_named,
+    parse_command,
+)
 from bot.config import Settings
 from bot.errors import UserError
 from bot.events import (
@@ -426,12 +433,10 @@ class Engine:
             words = text.split()
             if not words or words[0].lower() == "help":
                 return [Reply(text=command_help(self.registry, words[1:], facilitator=facilitator))]
-            named, _used = self.registry.match(words)
+            named = command_named(self.registry, text)
             if named is not None:
                 self._check_role(named, facilitator)
             spec, options = parse_command(self.registry, text)
-            # Again on what the parser read: it unquotes words that the split above did not.
-            self._check_role(spec, facilitator)
         community = await self.store.get_community(community_id)
         member = await self.store.get_member(community_id, event.member.id)
         assert community is not None and member is not None

@@ -130,9 +130,9 @@ class CourseCog(Cog):
 
     async def _unseen_channels(self, community_id: str, named: list[str]) -> list[str]:
         """The channels in ``named`` that match no channel the platform adapter has recorded,
-        by id or by name. Nothing is unseen where no channel is recorded at all (the console
-        records none), so a typo is pointed out only where it can be told from a channel
-        with no messages yet."""
+        by id or by name, exactly as tracking matches them. Nothing is unseen where no
+        channel is recorded at all (an adapter that records none), so a typo is pointed out
+        only where it can be told from a channel with no messages yet."""
         if not named:
             return []
         rows = await self.store.channels(community_id)
