@@ -309,6 +309,9 @@ async def test_stats_for_one_channel_with_its_threads(session):
     assert whole.startswith("My course, last 7 days:\n4 contributions"), whole
     out = await session.command("fran", "/course stats channel:#reedings")
     assert out == "I don't know a channel called #reedings."
+    # The first option is the member: a bare number gets a pointer to days:.
+    out = await session.command("fran", "/course stats 30")
+    assert out == "I don't know a member called 30. For the last 30 days: `/course stats days:30`."
 
 
 async def test_settings_say_what_runs_when_and_what_is_kept(session):

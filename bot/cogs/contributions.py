@@ -411,7 +411,11 @@ class ContributionsCog(Cog):
         if member:
             row = await self.store.find_member(cid, member)
             if row is None:
-                return f"I don't know a member called {member}."
+                answer = f"I don't know a member called {member}."
+                if member.isdigit():  # the first option is the member, not the days
+                    root = self.services.registry.root
+                    answer += f" For the last {member} days: `/{root} stats days:{member}`."
+                return answer
             name = row["display_name"] or row["member_id"]
             header = f"{name} in {place}, {period}:" if place else f"{name}, {period}:"
             lines = await self.participation_lines(cid, row["member_id"], days, channel_id)
