@@ -67,12 +67,15 @@ def with_daily(monkeypatch):
     monkeypatch.setattr(bot.app, "build_cogs", build)
 
 
-async def open_app(path, clock, tz="Europe/London"):
+async def open_app(path, clock, tz="Europe/London", *, live=False, start=True):
+    """(app, session) for a course whose community exists (alice has posted); ``live`` runs
+    the real APScheduler, ``start`` starts the scheduler."""
     settings = make_settings(path, course={"timezone": tz})
-    app = await HearthApp.create(settings, clock=clock, migrate=False)
+    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=live)
     session = await ConsoleSession.open(app)
     await session.say("alice", "hello")  # creates the community
-    await app.scheduler.start()
+    if start:
+        await app.scheduler.start()
     return app, session
 
 
@@ -313,10 +316,7 @@ async def test_live_scheduler_runs_a_due_job_once_as_the_period_of_its_fire_time
 ):
     # 07:59:30 UTC: yesterday's 09:00 London run is beyond the grace, today's not yet due.
     clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
-    settings = make_settings(tmp_path / "live.db", course={"timezone": "Europe/London"})
-    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
-    session = await ConsoleSession.open(app)
-    await session.say("alice", "hello")
+    app, session = await open_app(tmp_path / "live.db", clock, live=True, start=False)
     await app.scheduler.start()
     fired = _fires(app)
     try:
@@ -403,11 +403,9 @@ async def test_live_refresh_runs_what_fell_due_before_it_planned_a_new_community
 
 
 async def test_live_fire_that_fails_is_logged_with_its_job(tmp_path, with_daily, caplog):
+    # The community appears before 08:00 UTC.
     clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
-    settings = make_settings(tmp_path / "fail.db", course={"timezone": "Europe/London"})
-    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
-    session = await ConsoleSession.open(app)
-    await session.say("alice", "hello")  # the community appears before 08:00 UTC
+    app, session = await open_app(tmp_path / "fail.db", clock, live=True, start=False)
     clock.advance(timedelta(minutes=1))
     await app.scheduler.start()  # catches up on today's 08:00 UTC run
     try:
@@ -537,10 +535,7 @@ async def test_a_timezone_moved_west_after_the_run_does_not_run_it_again(
     # at 09:00 UTC the course moves to New York: 13:00 UTC is that day's run again.
     caplog.set_level(logging.INFO, logger="bot.scheduler")
     clock = FakeClock(datetime(2026, 9, 7, 7, 59, 30, tzinfo=UTC))
-    settings = make_settings(tmp_path / "west.db", course={"timezone": "Europe/London"})
-    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
-    session = await ConsoleSession.open(app)
-    await session.say("alice", "hello")
+    app, session = await open_app(tmp_path / "west.db", clock, live=True, start=False)
     await app.scheduler.start()
     fired = _fires(app, "test.daily")
     community = session.community_id
@@ -571,10 +566,7 @@ async def test_a_timezone_moved_east_past_the_run_catches_it_up_once(tmp_path, w
     # London's 09:00 is 08:00 UTC; Helsinki's is 06:00 UTC. At 07:30 UTC the course moves
     # to Helsinki: London's run has not come, Helsinki's has passed. It runs once, now.
     clock = FakeClock(datetime(2026, 9, 7, 5, tzinfo=UTC))
-    settings = make_settings(tmp_path / "east.db", course={"timezone": "Europe/London"})
-    app = await HearthApp.create(settings, clock=clock, migrate=False, live_scheduler=True)
-    session = await ConsoleSession.open(app)
-    await session.say("alice", "hello")
+    app, session = await open_app(tmp_path / "east.db", clock, live=True, start=False)
     await app.scheduler.start()
     community = session.community_id
     try:
